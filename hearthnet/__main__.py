@@ -1,0 +1,3 @@
+from hearthnet.cli import main
+
+main()

@@ -1,0 +1,15 @@
+"""The `hearthnet` command line (typer). Importing registers every command."""
+
+from __future__ import annotations
+
+import sys
+
+from hearthnet.cli import commands_log, commands_node  # noqa: F401  (register commands)
+from hearthnet.cli.app import app, run
+
+
+def main() -> None:
+    sys.exit(run())
+
+
+__all__ = ["app", "main", "run"]

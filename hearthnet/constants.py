@@ -1,0 +1,115 @@
+"""Every named constant of HearthNet, and nowhere else.
+
+Values a village or a test may need to change are the *defaults* of config keys
+(see hearthnet.config and docs/configuration.md); the code reads the config, not
+these names, wherever the issue calls for a knob.
+"""
+
+# --- contract -------------------------------------------------------------
+CONTRACT_VERSION = "1.0"
+EVENT_SCHEMA_VERSION = 1
+SNAPSHOT_SCHEMA_VERSION = 1
+MANIFEST_SCHEMA_VERSION = 1
+
+# Domain-separation tags: a signature made for one kind of object can never be
+# replayed as another kind (an event is never a valid manifest, and so on).
+SIGN_DOMAIN_EVENT = b"hearthnet/event/v1"
+SIGN_DOMAIN_NODE_MANIFEST = b"hearthnet/node-manifest/v1"
+SIGN_DOMAIN_COMMUNITY_MANIFEST = b"hearthnet/community-manifest/v1"
+SIGN_DOMAIN_SNAPSHOT = b"hearthnet/snapshot/v1"
+
+# --- discovery / manifests (reference §0.2) --------------------------------
+MANIFEST_TTL_SECONDS = 30
+MANIFEST_REPUBLISH_INTERVAL_SECONDS = 20
+DISCOVERY_UDP_INTERVAL_ACTIVE_SECONDS = 5
+DISCOVERY_UDP_INTERVAL_STABLE_SECONDS = 30
+DISCOVERY_UDP_MULTICAST_GROUP = "239.255.42.42"
+DISCOVERY_UDP_PORT = 42424
+MDNS_SERVICE_TYPE = "_hearthnet._tcp.local."
+
+# --- emergency --------------------------------------------------------------
+EMERGENCY_PROBE_INTERVAL_ONLINE = 10
+EMERGENCY_PROBE_INTERVAL_OFFLINE = 2
+EMERGENCY_PROBE_TIMEOUT_SECONDS = 2
+EMERGENCY_TRANSITION_DEBOUNCE_SECONDS = 30
+
+# --- transport ----------------------------------------------------------------
+TRANSPORT_DEFAULT_PORT = 7080
+CONNECTION_IDLE_SECONDS = 60
+RECONNECT_BACKOFF_CAP_SECONDS = 30
+STREAM_WINDOW_FRAMES = 16
+STREAM_ACK_INTERVAL_FRAMES = 8
+STREAM_ACK_TIMEOUT_SECONDS = 5
+RPC_DEFAULT_TIMEOUT_SECONDS = 30
+LLM_GENERATION_DEFAULT_TIMEOUT_SECONDS = 120
+RATE_LIMIT_SOFT_RPS_PER_CAP = 10
+RATE_LIMIT_HARD_RPS_PER_CAP = 100
+RATE_LIMIT_SOFT_RPS_TOTAL = 100
+RATE_LIMIT_HARD_RPS_TOTAL = 1000
+# How far a peer's clock may be from ours before a signed request is stale.
+CLOCK_SKEW_SECONDS = 120
+
+# --- blobs ------------------------------------------------------------------
+CHUNK_SIZE_BYTES = 262144
+BLOB_GC_DISK_THRESHOLD = 0.80
+
+# --- rag --------------------------------------------------------------------
+RAG_CHUNK_TOKENS = 1000
+RAG_CHUNK_OVERLAP_TOKENS = 200
+RAG_DEFAULT_K = 5
+RAG_MAX_K = 20
+
+# --- bus health ------------------------------------------------------------------
+HEALTH_WINDOW_CALLS = 100
+HEALTH_QUARANTINE_THRESHOLD = 0.5
+HEALTH_QUARANTINE_SECONDS = 60
+
+# --- event log ----------------------------------------------------------------
+EVENT_LOG_RETENTION_DAYS = 30
+SNAPSHOT_LAG_LAMPORT = 1000
+SNAPSHOTS_KEEP = 7
+# One event's canonical payload may not exceed this many bytes.
+EVENT_MAX_PAYLOAD_BYTES = 65536
+# Events from authors not (yet) known to be members wait here, bounded.
+EVENT_MAX_PARKED = 10000
+# SQLite `synchronous` for the event log: NORMAL in WAL mode survives a process
+# crash (kill -9) but may lose the last commits on power loss; FULL survives both.
+EVENT_LOG_SYNCHRONOUS = "NORMAL"
+# Re-verification uses worker processes above this many events (pynacl does not
+# speed up with threads).
+VERIFY_PARALLEL_MIN_EVENTS = 2000
+
+# --- observability ---------------------------------------------------------------
+TRACE_RING_BUFFER = 10000
+LOG_RETENTION_DAYS = 14
+
+# --- ui ---------------------------------------------------------------------
+UI_DEFAULT_PORT = 7860
+
+# --- market / chat --------------------------------------------------------
+MARKET_DEFAULT_TTL_SECONDS = 604800
+MARKET_MAX_TTL_SECONDS = 2592000
+
+# --- doctor -------------------------------------------------------------------
+# A clock earlier than this is certainly wrong (boxes without an RTC boot in 1970).
+CLOCK_FLOOR_ISO = "2025-01-01T00:00:00Z"
+DOCTOR_MIN_FREE_DISK_BYTES = 512 * 1024 * 1024
+
+# --- files and directories ------------------------------------------------------
+APP_NAME = "hearthnet"
+CONFIG_FILE_NAME = "hearthnet.toml"
+NODE_KEY_FILE = "node.key"
+COMMUNITY_ROOT_KEY_FILE = "community-root.key"
+EVENT_DB_FILE = "events.db"
+ENV_HOME = "HEARTHNET_HOME"
+ENV_CONFIG = "HEARTHNET_CONFIG"
+ENV_PREFIX = "HEARTHNET_"
+
+# --- CLI exit codes (reference M12 §6, plus 6 for --check) ----------------------
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_NO_NODE = 3
+EXIT_AUTH = 4
+EXIT_CAPACITY = 5
+EXIT_WOULD_CHANGE = 6

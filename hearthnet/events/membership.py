@@ -1,0 +1,184 @@
+"""Who may write to a community's log, derived from the log itself.
+
+Rules (docs/contract.md, "Membership"):
+- The genesis event `community.created` is authored by the root key it names,
+  has seq 1, and the community id is derived from its data. Nothing is valid
+  before it is known.
+- An author's events are valid once a valid `community.member.joined` for it
+  exists (the root is always a member, level "anchor"). Until then they are
+  *parked*, not rejected, so every node ends with the same log.
+- A revocation names `after_seq`: the revoked author's events up to that
+  sequence number (the ones the revoker had seen) stay valid everywhere; later
+  ones are *void*. Revocation is final for a node id.
+- A fork (two events by one author with the same seq, or an event whose `prev`
+  does not match its predecessor) excludes that author's events from the fork
+  point on: they are kept as evidence, marked *forked*, and applied by no view.
+- Membership events change membership only when their author may make them at
+  their position in the log order; for now that is the root or an anchor-level
+  member (the trust issue adds co-signed proposals on top of `may_author`).
+
+`derive()` is a pure function of the stored events, so every node that holds the
+same events computes the same state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import blake3
+
+from hearthnet.events.types import FORKED, PARKED, VALID, VOID, Event
+from hearthnet.identity.canonical import b64u_encode, canonical_json
+from hearthnet.types import TRUST_ORDER
+
+
+def derive_community_id(name: str, root_key: str, created_at: str) -> str:
+    """The community id: base64url(blake3(canonical {name, root_key, created_at}))."""
+    facts = {"name": name, "root_key": root_key, "created_at": created_at}
+    return b64u_encode(blake3.blake3(canonical_json(facts)).digest())
+
+
+@dataclass(slots=True)
+class MemberInfo:
+    node_id: str
+    level: str
+    added_at: str
+    added_by: str
+    display_name: str = ""
+
+
+@dataclass(slots=True)
+class RevokedInfo:
+    node_id: str
+    after_seq: int
+    revoked_at: str
+    revoked_by: str
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class MembershipState:
+    community_id: str
+    genesis: Event | None = None
+    members: dict[str, MemberInfo] = field(default_factory=dict)
+    revoked: dict[str, RevokedInfo] = field(default_factory=dict)
+    policy: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def root_key(self) -> str | None:
+        return self.genesis.data["root_key"] if self.genesis else None
+
+    @property
+    def name(self) -> str | None:
+        return self.genesis.data["name"] if self.genesis else None
+
+    def is_member(self, node_id: str) -> bool:
+        """A current, unrevoked member (the root included)."""
+        return node_id in self.members and node_id not in self.revoked
+
+    def level_of(self, node_id: str) -> str:
+        if not self.is_member(node_id):
+            return "unknown"
+        return self.members[node_id].level
+
+    def cutoff(self, node_id: str) -> int | None:
+        r = self.revoked.get(node_id)
+        return None if r is None else r.after_seq
+
+
+def genesis_ok(ev: Event, community_id: str) -> bool:
+    if ev.event_type != "community.created" or ev.seq != 1:
+        return False
+    d = ev.data
+    return ev.author == d.get("root_key") and derive_community_id(d["name"], d["root_key"], d["created_at"]) == community_id
+
+
+def status_for(state: MembershipState, author: str, seq: int, forks: dict[str, int]) -> int:
+    """The status of an author's event at `seq` under `state` (genesis handled by the caller)."""
+    if state.genesis is None or author not in state.members:
+        return PARKED
+    cut = state.cutoff(author)
+    if cut is not None and seq > cut:
+        return VOID
+    f = forks.get(author)
+    if f is not None and seq >= f:
+        return FORKED
+    return VALID
+
+
+def may_author(state: MembershipState, ev: Event) -> bool:
+    """May `ev.author` make this membership change at this point of the log?"""
+    if TRUST_ORDER.get(state.level_of(ev.author), 0) < TRUST_ORDER["anchor"]:
+        return False
+    target = ev.data.get("node_id")
+    if target is not None and target == state.root_key:
+        return False  # nobody changes the root's membership
+    if ev.event_type == "community.member.joined":
+        return target not in state.revoked  # revocation is final for a node id
+    if ev.event_type in ("community.member.promoted", "community.member.demoted", "community.member.revoked"):
+        return target in state.members
+    return True
+
+
+def _apply(state: MembershipState, ev: Event) -> None:
+    d = ev.data
+    t = ev.event_type
+    if t == "community.member.joined":
+        state.members.setdefault(
+            d["node_id"], MemberInfo(d["node_id"], d.get("level", "member"), ev.wall_clock, ev.author, d.get("display_name", ""))
+        )
+    elif t in ("community.member.promoted", "community.member.demoted"):
+        state.members[d["node_id"]].level = d["level"]
+    elif t == "community.member.revoked":
+        state.revoked.setdefault(d["node_id"], RevokedInfo(d["node_id"], d["after_seq"], ev.wall_clock, ev.author, d.get("reason", "")))
+    elif t == "community.policy.updated":
+        state.policy = dict(d["policy"])
+
+
+def derive(community_id: str, membership_events: Iterable[Event], forks: dict[str, int]) -> MembershipState:
+    """Membership from the community.* events (any stored status), in log order.
+
+    Revocation cut-offs can void membership events that come *earlier* in the
+    order (a revoked admin's later joins), so the derivation repeats with the
+    cut-offs of the previous pass until they stop changing.
+    """
+    events = sorted(membership_events, key=lambda e: e.order_key)
+    genesis = next((e for e in events if genesis_ok(e, community_id)), None)
+    cutoffs: dict[str, int] = {}
+    state = MembershipState(community_id)
+    for _ in range(len(events) + 2):
+        state = MembershipState(community_id)
+        if genesis is None:
+            return state
+        state.genesis = genesis
+        root = genesis.data["root_key"]
+        state.members[root] = MemberInfo(root, "anchor", genesis.wall_clock, root)
+        state.policy = dict(genesis.data["policy"])
+        for ev in events:
+            if ev is genesis or ev.event_type == "community.created":
+                continue
+            if status_for(state, ev.author, ev.seq, forks) != VALID:
+                continue
+            cut = cutoffs.get(ev.author)
+            if cut is not None and ev.seq > cut:
+                continue
+            if may_author(state, ev):
+                _apply(state, ev)
+        new_cutoffs = {n: r.after_seq for n, r in state.revoked.items()}
+        if new_cutoffs == cutoffs:
+            break
+        cutoffs = new_cutoffs
+    return state
+
+
+__all__ = [
+    "MemberInfo",
+    "MembershipState",
+    "RevokedInfo",
+    "derive",
+    "derive_community_id",
+    "genesis_ok",
+    "may_author",
+    "status_for",
+]

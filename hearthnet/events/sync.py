@@ -1,0 +1,89 @@
+"""Sync protocol objects: what two nodes exchange to converge their logs.
+
+    A -> B   HeadsReport   per author: (contiguous seq head, events held), plus Lamport head
+    B -> A   EventBatch    the valid/forked events A lacks, in log order, bounded
+    A        apply_batch   checks count and size before parsing, then append_received_many
+
+Exchanged over the signed transport (the mesh issue); here they are plain,
+validated objects with the log-side functions that produce and consume them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hearthnet.errors import HearthNetError
+from hearthnet.events.log import EventLog
+from hearthnet.events.types import validation_message
+
+MAX_BATCH_EVENTS = 1000
+MAX_BATCH_BYTES = 8 * 1024 * 1024
+
+
+class AuthorHead(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    seq: int = Field(ge=0)  # 1..seq are all held
+    count: int = Field(ge=0)  # events held (more than seq when there are gaps above or forks)
+
+
+class HeadsReport(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    community_id: str
+    head: int = Field(ge=0)
+    authors: dict[str, AuthorHead]
+
+
+class EventBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    community_id: str
+    events: list[dict[str, str]]
+    more: bool = False
+
+
+def heads_report(log: EventLog) -> HeadsReport:
+    heads = log.author_heads()
+    return HeadsReport(
+        community_id=log.community_id,
+        head=log.head(),
+        authors={a: AuthorHead(seq=s, count=n) for a, (s, n) in heads.items()},
+    )
+
+
+def batch_for(log: EventLog, report: HeadsReport, *, limit: int = MAX_BATCH_EVENTS, max_bytes: int = MAX_BATCH_BYTES) -> EventBatch:
+    """The events the reporter lacks, oldest first, within `limit` events and `max_bytes`."""
+    if report.community_id != log.community_id:
+        raise HearthNetError("wrong_community", "heads report is for another community")
+    wanted = {a: h.seq for a, h in report.authors.items()}
+    events, size, more = [], 0, False
+    for ev in log.events_after(wanted, limit + 1):
+        n = len(ev.payload) + len(ev.sig) + 32
+        if len(events) >= limit or size + n > max_bytes:
+            more = True
+            break
+        events.append(ev.envelope())
+        size += n
+    return EventBatch(community_id=log.community_id, events=events, more=more)
+
+
+def parse_batch(raw: bytes, *, max_events: int = MAX_BATCH_EVENTS, max_bytes: int = MAX_BATCH_BYTES) -> EventBatch:
+    """Parse a received batch body, refusing an oversized one before parsing it."""
+    if len(raw) > max_bytes:
+        raise HearthNetError("payload_too_large", f"event batch is {len(raw)} bytes; limit {max_bytes}", limit=max_bytes)
+    try:
+        batch = EventBatch.model_validate_json(raw)
+    except ValidationError as exc:
+        raise HearthNetError("bad_request", f"event batch: {validation_message(exc)}") from None
+    if len(batch.events) > max_events:
+        raise HearthNetError("payload_too_large", f"event batch has {len(batch.events)} events; limit {max_events}")
+    return batch
+
+
+def apply_batch(log: EventLog, batch: EventBatch) -> dict[str, Any]:
+    if batch.community_id != log.community_id:
+        raise HearthNetError("wrong_community", "event batch is for another community")
+    return log.append_received_many(batch.events)
+
+
+__all__ = ["MAX_BATCH_BYTES", "MAX_BATCH_EVENTS", "AuthorHead", "EventBatch", "HeadsReport", "apply_batch", "batch_for", "heads_report", "parse_batch"]

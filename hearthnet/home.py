@@ -1,0 +1,136 @@
+"""A node's data directory: its config, keys and community log, opened together.
+
+The CLI and the node runtime both go through `Home`, so "where is the key" and
+"which log is ours" are answered in one place.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from hearthnet import config as config_mod
+from hearthnet import constants as C
+from hearthnet.config import Config
+from hearthnet.errors import HearthNetError
+from hearthnet.events.log import EventLog
+from hearthnet.identity import keys
+from hearthnet.identity.community import genesis_data
+from hearthnet.identity.keys import KeyPair
+from hearthnet.storage import ensure_private_dir, translate_os_errors
+
+
+@dataclass(frozen=True, slots=True)
+class InitResult:
+    node_id: str
+    short_id: str
+    created_identity: bool
+    community_id: str | None
+    created_community: bool
+    config_path: Path
+
+
+class Home:
+    def __init__(self, config: Config, config_path: Path | None = None) -> None:
+        self.config = config
+        self.config_path = config_path or config_mod.resolve_config_path(config.data_dir)
+
+    @classmethod
+    def open(cls, data_dir: Path | str | None = None, config_path: Path | str | None = None) -> Home:
+        cfg = config_mod.load(data_dir, config_path)
+        return cls(cfg, config_mod.resolve_config_path(cfg.data_dir, config_path))
+
+    @property
+    def data_dir(self) -> Path:
+        return self.config.data_dir
+
+    @property
+    def key_path(self) -> Path:
+        return self.config.keys_dir / C.NODE_KEY_FILE
+
+    @property
+    def root_key_path(self) -> Path:
+        return self.config.keys_dir / C.COMMUNITY_ROOT_KEY_FILE
+
+    @property
+    def community_id(self) -> str | None:
+        return self.config.community.community_id
+
+    def identity(self) -> KeyPair:
+        return keys.load(self.key_path)
+
+    def root_key(self) -> KeyPair | None:
+        """The community root key, when this node holds it (the anchor that created the community)."""
+        return keys.load(self.root_key_path) if self.root_key_path.exists() else None
+
+    def open_log(self) -> EventLog:
+        cid = self.community_id
+        if not cid:
+            raise HearthNetError("not_initialised", "this node has no community yet: `hearthnet init --create-community NAME` (or join one)")
+        db = self.config.event_db_path(cid)
+        if not db.exists():
+            raise HearthNetError("not_found", f"event log {db} is missing (community {cid[:16]}…)")
+        ev = self.config.events
+        return EventLog(db, cid, synchronous=ev.synchronous, max_payload_bytes=ev.max_payload_bytes, max_parked=ev.max_parked)
+
+    # --- init ------------------------------------------------------------------
+    def init(self, *, create_community: str | None = None, display_name: str | None = None) -> InitResult:
+        """Create the data dir, node key and config; optionally a new community.
+
+        Existing keys are kept. On any failure, whatever this call created is
+        removed again and earlier state is untouched.
+        """
+        with translate_os_errors(f"cannot create {self.data_dir}"):
+            self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ensure_private_dir(self.config.keys_dir)
+        if create_community and self.community_id:
+            with self.open_log() as log:
+                same = log.membership.name == create_community.strip() and self.root_key_path.exists()
+            if not same:
+                raise HearthNetError("already_exists", f"this node already belongs to community {self.community_id}")
+            create_community = None  # re-running the same init is a no-op
+        if create_community and self.root_key_path.exists():
+            raise HearthNetError("already_exists", f"{self.root_key_path} exists already; refusing to overwrite a root key")
+        kp, created = keys.load_or_generate(self.key_path)
+        cfg = self.config
+        changes: dict[str, dict[str, object]] = {}
+        if display_name is not None:
+            cfg = config_mod.updated(cfg, "identity", display_name=display_name)
+            changes["identity"] = {"display_name": display_name}
+        cid, made = None, False
+        cleanup: list[Path] = []
+        try:
+            if create_community:
+                root = keys.generate()
+                cid, data = genesis_data(create_community, root.node_id)
+                keys.save(root, self.root_key_path)
+                cleanup.append(self.root_key_path)
+                cdir = self.config.community_dir(cid)
+                cleanup.append(cdir)
+                ev = cfg.events
+                with EventLog(cfg.event_db_path(cid), cid, synchronous=ev.synchronous) as log:
+                    log.append_local("community.created", data, root)
+                    log.append_local(
+                        "community.member.joined",
+                        {"node_id": kp.node_id, "level": "anchor", "display_name": cfg.identity.display_name},
+                        root,
+                    )
+                changes["community"] = {"community_id": cid}
+                made = True
+            if changes or not self.config_path.exists():
+                cfg = config_mod.set_keys(self.config_path, self.data_dir, changes)
+        except BaseException:
+            for p in cleanup:
+                if p.is_dir():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
+            if created:
+                self.key_path.unlink(missing_ok=True)
+            raise
+        self.config = cfg
+        return InitResult(kp.node_id, kp.short_id, created, cid or cfg.community.community_id, made, self.config_path)
+
+
+__all__ = ["Home", "InitResult"]

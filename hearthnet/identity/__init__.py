@@ -1,0 +1,1 @@
+"""Node identity (ed25519), canonical JSON, signed envelopes, manifests."""

@@ -1,0 +1,1 @@
+"""Logging, metrics, traces and the doctor."""

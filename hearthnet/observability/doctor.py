@@ -1,0 +1,161 @@
+"""`hearthnet doctor`: named checks, each saying what is wrong and how to fix it.
+
+Checks are registered once, in order; each takes the node's Home and returns a
+CheckResult. A check never raises: a fault becomes a failed result.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from hearthnet import clock
+from hearthnet import constants as C
+from hearthnet.errors import HearthNetError
+from hearthnet.home import Home
+from hearthnet.identity import keys
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+Check = Callable[[Home], CheckResult]
+_CHECKS: dict[str, Check] = {}
+
+
+def register(name: str) -> Callable[[Check], Check]:
+    def deco(fn: Check) -> Check:
+        if name in _CHECKS:
+            raise ValueError(f"check {name!r} registered twice")
+        _CHECKS[name] = fn
+        return fn
+
+    return deco
+
+
+def names() -> list[str]:
+    return list(_CHECKS)
+
+
+def run_one(name: str, home: Home) -> CheckResult:
+    fn = _CHECKS.get(name)
+    if fn is None:
+        raise HearthNetError("not_found", f"no doctor check named {name!r} (have: {', '.join(_CHECKS)})")
+    try:
+        return fn(home)
+    except HearthNetError as exc:
+        return CheckResult(name, False, exc.message, _FIXES.get(exc.code))
+    except Exception as exc:  # a check must report, never crash the doctor
+        return CheckResult(name, False, f"check failed unexpectedly: {type(exc).__name__}: {exc}")
+
+
+def run_all(home: Home) -> list[CheckResult]:
+    return [run_one(n, home) for n in _CHECKS]
+
+
+_FIXES = {
+    "keys_missing": "run `hearthnet init`",
+    "keys_insecure": "chmod 600 the key file and 700 its directory",
+    "not_initialised": "run `hearthnet init --create-community NAME` on the first node, or join a community",
+    "db_corrupt": "restore the data dir from `hearthnet export`, or re-sync from peers",
+}
+
+
+@register("data_dir_writable")
+def _data_dir(home: Home) -> CheckResult:
+    d = home.data_dir
+    if not d.is_dir():
+        return CheckResult("data_dir_writable", False, f"{d} does not exist", "run `hearthnet init`")
+    try:
+        with tempfile.NamedTemporaryFile(dir=d, prefix=".doctor-"):
+            pass
+    except OSError as exc:
+        return CheckResult("data_dir_writable", False, f"{d} is not writable: {exc.strerror}", f"fix the permissions of {d}")
+    return CheckResult("data_dir_writable", True, str(d))
+
+
+@register("keys_present")
+def _keys_present(home: Home) -> CheckResult:
+    p = home.key_path
+    if not p.exists():
+        return CheckResult("keys_present", False, f"no node key at {p}", "run `hearthnet init`")
+    if not keys.key_file_private(p) or (p.parent.stat().st_mode & 0o077):
+        return CheckResult("keys_present", False, f"{p} is readable by other users", f"chmod 600 {p} && chmod 700 {p.parent}")
+    return CheckResult("keys_present", True, f"{p} (private)")
+
+
+@register("keys_loadable")
+def _keys_loadable(home: Home) -> CheckResult:
+    kp = home.identity()
+    return CheckResult("keys_loadable", True, f"node {kp.short_id}")
+
+
+@register("community_present")
+def _community(home: Home) -> CheckResult:
+    cid = home.community_id
+    if not cid:
+        return CheckResult("community_present", False, "no community configured", _FIXES["not_initialised"])
+    with home.open_log() as log:
+        st = log.membership
+        if st.genesis is None:
+            return CheckResult("community_present", False, f"community {cid[:16]}…: genesis event not in the log yet", "sync with a member")
+        me = home.identity().node_id
+        level = st.level_of(me)
+        if level == "unknown":
+            return CheckResult("community_present", False, f"{st.name}: this node is not a member (yet)", "ask the anchor to add this node")
+        return CheckResult("community_present", True, f"{st.name} ({cid[:16]}…), this node is {level}")
+
+
+@register("event_log_writable")
+def _log_writable(home: Home) -> CheckResult:
+    with home.open_log() as log:
+        ok, msg = log.integrity_check()
+        if not ok:
+            return CheckResult("event_log_writable", False, f"integrity_check: {msg}", _FIXES["db_corrupt"])
+        log.check_writable()
+        return CheckResult("event_log_writable", True, f"{log.count()} valid events, integrity ok, writable")
+
+
+@register("disk_space")
+def _disk(home: Home) -> CheckResult:
+    target = home.data_dir if home.data_dir.exists() else home.data_dir.parent
+    free = shutil.disk_usage(target).free
+    ok = free >= C.DOCTOR_MIN_FREE_DISK_BYTES
+    return CheckResult(
+        "disk_space", ok, f"{free / 2**30:.1f} GiB free at {target}", None if ok else "free some disk space (blobs, old snapshots)"
+    )
+
+
+@register("clock_sanity")
+def _clock(home: Home) -> CheckResult:
+    now = clock.now()
+    if now < clock.parse_iso(C.CLOCK_FLOOR_ISO):
+        return CheckResult("clock_sanity", False, f"system clock says {clock.iso(now)}: before {C.CLOCK_FLOOR_ISO}", "set the time (timedatectl / NTP / a peer)")
+    if home.community_id and home.config.event_db_path().exists():
+        with home.open_log() as log:
+            newest = log.newest_wall_clock()
+        skew = home.config.transport.clock_skew_seconds
+        if newest and clock.parse_iso(newest) > now + skew:
+            return CheckResult(
+                "clock_sanity", False, f"clock {clock.iso(now)} is behind the newest event ({newest}) by more than {skew}s",
+                "set the time; peers will reject this node's signed requests",
+            )
+    return CheckResult("clock_sanity", True, clock.iso(now))
+
+
+def render_json(results: list[CheckResult]) -> str:
+    return json.dumps({"ok": all(r.ok for r in results), "checks": [r.as_dict() for r in results]}, indent=2)
+
+
+__all__ = ["CheckResult", "names", "register", "render_json", "run_all", "run_one"]
