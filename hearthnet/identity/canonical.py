@@ -44,13 +44,30 @@ def _plain(obj: Any) -> bool:
     return False
 
 
+def _ints_as_doubles(obj: Any) -> Any:
+    """JSON numbers are IEEE doubles. An int beyond 2**53 (what parsing a large
+    number gives) is taken as its double only when its digits are already that
+    double's JCS text, so nothing is silently rounded; any other is refused."""
+    t = type(obj)
+    if t is int and not -_SAFE_INT <= obj <= _SAFE_INT:
+        f = float(obj)
+        if rfc8785.dumps(f) != str(obj).encode():
+            raise ValueError(f"integer {obj} has no exact JSON number form")
+        return f
+    if t is dict:
+        return {k: _ints_as_doubles(v) for k, v in obj.items()}
+    if t is list:
+        return [_ints_as_doubles(v) for v in obj]
+    return obj
+
+
 def canonical_json(obj: Any) -> bytes:
     """RFC 8785 bytes of `obj`. Raises HearthNetError("bad_request") for values JSON cannot hold exactly."""
     try:
         if _plain(obj):
             # Fast path, byte-identical to rfc8785 (tests/unit/identity/test_canonical.py proves it).
             return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        return rfc8785.dumps(obj)
+        return rfc8785.dumps(_ints_as_doubles(obj))
     except (rfc8785.CanonicalizationError, TypeError, ValueError, RecursionError) as exc:
         raise HearthNetError("bad_request", f"value cannot be canonicalised: {exc}") from exc
 
