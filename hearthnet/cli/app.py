@@ -41,7 +41,7 @@ ConfigOpt = Annotated[
     Optional[Path],
     typer.Option("--config", envvar=C.ENV_CONFIG, help="Config file (default: DATA_DIR/hearthnet.toml).", show_default=False),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", is_flag=True, help="Print machine-readable JSON.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
 @dataclass

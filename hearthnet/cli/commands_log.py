@@ -51,9 +51,9 @@ def log_cmd(
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Show at most N events.")] = None,
     event_type: Annotated[Optional[list[str]], typer.Option("--type", help="Only this event type (repeatable).")] = None,
     since: Annotated[int, typer.Option("--since", min=0, help="Only events with a Lamport time above this.")] = 0,
-    all_: Annotated[bool, typer.Option("--all", is_flag=True, help="Include parked, void and forked events, with their status.")] = False,
-    verify: Annotated[bool, typer.Option("--verify", is_flag=True, help="Re-verify every stored event (hash, columns, signature, chain).")] = False,
-    summary: Annotated[bool, typer.Option("--summary", is_flag=True, help="Per-author activity instead of events.")] = False,
+    all_: Annotated[bool, typer.Option("--all", help="Include parked, void and forked events, with their status.")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Re-verify every stored event (hash, columns, signature, chain).")] = False,
+    summary: Annotated[bool, typer.Option("--summary", help="Per-author activity instead of events.")] = False,
 ) -> None:
     """Replay the community event log as a table or JSON."""
     for t in event_type or []:
@@ -141,8 +141,8 @@ def _summary(log: Any, json_out: bool) -> None:
 @command("export")
 def export_cmd(
     out: Annotated[Path, typer.Option("--out", help="Archive to write (.tar.gz).")],
-    with_keys: Annotated[bool, typer.Option("--with-keys", is_flag=True, help="Include the private keys (the archive is then 0600).")] = False,
-    force: Annotated[bool, typer.Option("--force", is_flag=True, help="Overwrite an existing archive.")] = False,
+    with_keys: Annotated[bool, typer.Option("--with-keys", help="Include the private keys (the archive is then 0600).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing archive.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Write a consistent backup of this node's data dir: config, event log, snapshots (keys only with --with-keys).
@@ -232,8 +232,8 @@ def _write_archive(tar: tarfile.TarFile, h: Any, with_keys: bool) -> dict[str, i
 
 @command("erase")
 def erase_cmd(
-    yes: Annotated[bool, typer.Option("--yes", is_flag=True, help="Really erase: there is no undo.")] = False,
-    keep_keys: Annotated[bool, typer.Option("--keep-keys", is_flag=True, help="Keep the node (and root) keys.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Really erase: there is no undo.")] = False,
+    keep_keys: Annotated[bool, typer.Option("--keep-keys", help="Keep the node (and root) keys.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Delete this node's data: config, event log, snapshots, blobs, corpora, logs (and keys unless --keep-keys)."""
