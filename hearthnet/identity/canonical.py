@@ -29,19 +29,27 @@ def _plain(obj: Any) -> bool:
     keys by UTF-16 code units, Python by code points: they differ only beyond the BMP).
     String escaping is the same in both for ensure_ascii=False.
     """
-    t = type(obj)
-    if t is str or t is bool or obj is None:
-        return True
-    if t is int:
-        return -_SAFE_INT <= obj <= _SAFE_INT
-    if t is dict:
-        for k, v in obj.items():
-            if type(k) is not str or not k.isascii() or not _plain(v):
+    stack = [obj]
+    pop, push = stack.pop, stack.append
+    while stack:
+        o = pop()
+        t = type(o)
+        if t is str or t is bool or o is None:
+            continue
+        if t is int:
+            if not -_SAFE_INT <= o <= _SAFE_INT:
                 return False
-        return True
-    if t is list:
-        return all(_plain(v) for v in obj)
-    return False
+        elif t is dict:
+            for k, v in o.items():
+                if type(k) is not str or not k.isascii():
+                    return False
+                if type(v) is not str:
+                    push(v)
+        elif t is list:
+            stack.extend(o)
+        else:
+            return False
+    return True
 
 
 def _ints_as_doubles(obj: Any) -> Any:

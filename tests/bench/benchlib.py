@@ -1,0 +1,71 @@
+"""Shared helpers for tests/bench/bench_*.py: one JSON line per figure, same-run baselines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a source checkout too
+
+
+def args(default_n: int, quick_n: int) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    p.add_argument("-n", type=int, default=None, help=f"events (default {default_n})")
+    p.add_argument("--quick", action="store_true", help=f"tiny run ({quick_n}) to prove the script works")
+    a = p.parse_args()
+    a.n = a.n or (quick_n if a.quick else default_n)
+    return a
+
+
+def emit(bench: str, case: str, metric: str, value: float, unit: str, baseline_name: str, baseline: float, goal: str, **extra: Any) -> None:
+    line = {
+        "bench": bench,
+        "case": case,
+        "metric": metric,
+        "value": round(value, 3),
+        "unit": unit,
+        "baseline_name": baseline_name,
+        "baseline": round(baseline, 3),
+        "ratio": round(value / baseline, 4) if baseline else None,
+        "goal": goal,
+    }
+    line.update(extra)
+    print(json.dumps(line), flush=True)
+
+
+def best_rate(n: int, fn: Callable[[], None], repeats: int = 3) -> float:
+    """Items per second of the fastest of `repeats` runs of fn (which handles n items)."""
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return n / best
+
+
+def tmpdir() -> tempfile.TemporaryDirectory:
+    return tempfile.TemporaryDirectory(prefix="hearthnet-bench-")
+
+
+def community_log(path: Path, synchronous: str = "NORMAL"):
+    """(log, author key) for a fresh community whose author is a member."""
+    from hearthnet.events.log import EventLog
+    from hearthnet.identity import keys
+    from hearthnet.identity.community import genesis_data
+
+    root, author = keys.generate(), keys.generate()
+    cid, data = genesis_data("Benchdorf", root.node_id)
+    log = EventLog(path, cid, synchronous=synchronous)
+    log.append_local("community.created", data, root)
+    log.append_local("community.member.joined", {"node_id": author.node_id, "level": "member"}, root)
+    return log, author
+
+
+def post(i: int) -> dict[str, Any]:
+    """A marketplace-sized event body."""
+    return {"title": f"Fresh eggs #{i}", "category": "offer", "body": "A dozen eggs from the hill farm, collect by Friday.", "tags": ["food", "eggs"], "price": 3}
