@@ -221,3 +221,51 @@ def test_missing_reports_gaps(chain, empty_log_for):
         log.append_received(env)
     assert log.missing() == {alice.node_id: [(2, 3)]}
     assert log.author_heads()[alice.node_id] == (1, 3)
+
+
+def test_subscribe_yields_new_valid_events(community):
+    import asyncio
+
+    log, root, anchor = community
+
+    async def main():
+        got = []
+
+        async def consume():
+            async for ev in log.subscribe(event_types=["chat.message.sent"]):
+                got.append(ev.data["i"])
+                if len(got) == 3:
+                    return
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.01)
+        for i in range(3):
+            log.append_local("market.post.created", {"i": -i}, anchor)  # filtered out
+            await asyncio.to_thread(log.append_local, "chat.message.sent", {"i": i}, anchor)
+        await asyncio.wait_for(task, 5)
+        return got
+
+    assert asyncio.run(main()) == [0, 1, 2]
+    assert log._listeners == []  # the subscription cleaned up after itself
+
+
+def test_slow_subscriber_gets_capacity_exceeded(community):
+    import asyncio
+
+    log, root, anchor = community
+
+    async def main():
+        agen = log.subscribe(max_queue=2)
+        first = asyncio.ensure_future(agen.__anext__())
+        await asyncio.sleep(0.01)
+        for i in range(6):
+            log.append_local("chat.message.sent", {"i": i}, anchor)
+        await asyncio.sleep(0.01)
+        assert (await first).data["i"] == 0
+        with pytest.raises(HearthNetError) as e:
+            for _ in range(6):
+                await agen.__anext__()
+        assert e.value.code == "capacity_exceeded"
+        await agen.aclose()
+
+    asyncio.run(main())
