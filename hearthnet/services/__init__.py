@@ -1,0 +1,1 @@
+"""Services register capabilities on the bus; one package per service."""
