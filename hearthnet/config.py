@@ -32,6 +32,7 @@ class _Section(BaseModel):
 class IdentityConfig(_Section):
     keys_dir: Path = Field(Path("keys"), description="Directory holding the node key (0700; files 0600).")
     display_name: str = Field("", description="Human name shown to peers; empty means the short node id.")
+    profile: Literal["anchor", "hearth", "spark", "bridge"] = Field("hearth", description="The box's role, announced to peers.")
 
 
 class CommunityConfig(_Section):
@@ -48,6 +49,7 @@ class EventsConfig(_Section):
     max_parked: int = Field(C.EVENT_MAX_PARKED, ge=0, description="Events from not-yet-known authors kept waiting.")
     snapshot_every_lamport: int = Field(C.SNAPSHOT_LAG_LAMPORT, ge=1, description="Take a view snapshot every N Lamport ticks.")
     snapshots_keep: int = Field(C.SNAPSHOTS_KEEP, ge=1, description="Snapshots kept after pruning.")
+    sync_interval_seconds: float = Field(C.SYNC_INTERVAL_SECONDS, gt=0, description="Seconds between sync rounds with every known peer.")
 
 
 class TransportConfig(_Section):
@@ -61,6 +63,13 @@ class TransportConfig(_Section):
     rate_soft_rps_total: float = Field(C.RATE_LIMIT_SOFT_RPS_TOTAL, gt=0, description="Soft rate limit per peer, all capabilities.")
     rate_hard_rps_total: float = Field(C.RATE_LIMIT_HARD_RPS_TOTAL, gt=0, description="Hard rate limit per peer, all capabilities.")
     rpc_timeout_seconds: float = Field(C.RPC_DEFAULT_TIMEOUT_SECONDS, gt=0, description="Default deadline of a remote call.")
+    max_body_bytes: int = Field(C.TRANSPORT_MAX_BODY_BYTES, ge=1024, description="Largest request body accepted (sync batches have their own limit).")
+    stream_window_frames: int = Field(C.STREAM_WINDOW_FRAMES, ge=1, description="Unacknowledged stream frames in flight.")
+    stream_ack_interval_frames: int = Field(C.STREAM_ACK_INTERVAL_FRAMES, ge=1, description="Receiver acknowledges at least this often.")
+    stream_ack_timeout_seconds: float = Field(C.STREAM_ACK_TIMEOUT_SECONDS, gt=0, description="A stream ends when no acknowledgement comes this long.")
+    tls: bool = Field(True, description="Serve HTTPS with a self-signed certificate that peers pin to this node id.")
+    advertise_host: str | None = Field(None, description="Address peers should use for this node (default: the listen address, or the outbound interface's address when listening on all).")
+    learn_time_from_peers: bool = Field(True, description="Correct this node's clock by the median offset of its peers' signed manifests.")
 
 
 class DiscoveryConfig(_Section):
@@ -69,6 +78,7 @@ class DiscoveryConfig(_Section):
     udp_multicast_group: str = Field(C.DISCOVERY_UDP_MULTICAST_GROUP, description="Multicast group for UDP announcements.")
     udp_port: int = Field(C.DISCOVERY_UDP_PORT, ge=1, le=65535, description="UDP announcement port.")
     static_peers: list[str] = Field(default_factory=list, description="Peer URLs to contact without discovery.")
+    manifest_refresh_seconds: float = Field(C.MANIFEST_REPUBLISH_INTERVAL_SECONDS, gt=0, description="Seconds between fetching each peer's manifest (and republishing ours).")
 
 
 class BusConfig(_Section):

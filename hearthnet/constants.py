@@ -46,6 +46,7 @@ RATE_LIMIT_SOFT_RPS_PER_CAP = 10
 RATE_LIMIT_HARD_RPS_PER_CAP = 100
 RATE_LIMIT_SOFT_RPS_TOTAL = 100
 RATE_LIMIT_HARD_RPS_TOTAL = 1000
+TRANSPORT_MAX_BODY_BYTES = 1024 * 1024
 # How far a peer's clock may be from ours before a signed request is stale.
 CLOCK_SKEW_SECONDS = 120
 
@@ -68,6 +69,7 @@ HEALTH_QUARANTINE_SECONDS = 60
 EVENT_LOG_RETENTION_DAYS = 30
 SNAPSHOT_LAG_LAMPORT = 1000
 SNAPSHOTS_KEEP = 7
+SYNC_INTERVAL_SECONDS = 5
 # One event's canonical payload may not exceed this many bytes.
 EVENT_MAX_PAYLOAD_BYTES = 65536
 # Events from authors not (yet) known to be members wait here, bounded.

@@ -46,6 +46,7 @@ ERRORS: dict[str, ErrorSpec] = dict(
         _spec("not_member", 403, C.EXIT_AUTH, "The signer is not a member of this community (or not yet known to be)."),
         _spec("revoked", 403, C.EXIT_AUTH, "The signer's membership was revoked; its later calls and events are refused."),
         _spec("forbidden", 403, C.EXIT_AUTH, "The signer is a member but its trust level does not allow this."),
+        _spec("pin_mismatch", 401, C.EXIT_AUTH, "A peer presented a TLS certificate other than the one pinned for its node id."),
         _spec("wrong_community", 403, C.EXIT_AUTH, "The object belongs to another community."),
         # --- identity / local state ---
         _spec("keys_missing", 404, C.EXIT_ERROR, "No node key in the data directory: run `hearthnet init`."),

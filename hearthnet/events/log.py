@@ -171,6 +171,23 @@ class EventLog:
         self._reset_listeners: list[Callable[[], None]] = []
         self._forks: dict[str, int] = dict(self._db.execute("SELECT author, at_seq FROM forks").fetchall())
         self.membership = self._derive_membership()
+        self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
+
+    def refresh(self) -> bool:
+        """Pick up commits made by another process (an admin command beside a running
+        node): reload the clock, forks and membership, and have views rebuild.
+        Cheap when nothing changed (one PRAGMA). Returns True when something had."""
+        with self._lock:
+            v = self._db.execute("PRAGMA data_version").fetchone()[0]
+            if v == self._data_version:
+                return False
+            self._data_version = v
+            self._lamport = self._db.execute("SELECT COALESCE(MAX(lamport), 0) FROM events").fetchone()[0]
+            self._heads.clear()
+            self._forks = dict(self._db.execute("SELECT author, at_seq FROM forks").fetchall())
+            self.membership = self._derive_membership()
+        self._notify_reset()
+        return True
 
     # --- small helpers ---------------------------------------------------------
     def _meta(self, key: str) -> str | None:
@@ -289,6 +306,7 @@ class EventLog:
     def append_local(self, event_type: str, data: dict[str, Any], kp: KeyPair) -> Event:
         """Mint, sign and commit an event authored by `kp`. Returns after the commit."""
         check_data(event_type, data)
+        self.refresh()
         with self._lock:
             author = kp.node_id
             if event_type == "community.created":
@@ -380,6 +398,7 @@ class EventLog:
     def append_received(self, envelope: Any) -> AppendOutcome:
         """Verify and store one received event. Idempotent for duplicates."""
         ev = self.parse_envelope(envelope)
+        self.refresh()
         with self._lock:
             return self._store_received(ev)
 
@@ -397,6 +416,7 @@ class EventLog:
                 rejected.append({"code": exc.code, "message": exc.message})
         counts = {"added": 0, "duplicate": 0, "parked": 0}
         parsed.sort(key=lambda e: e.order_key)
+        self.refresh()
         with self._lock:
             for ev in parsed:
                 try:

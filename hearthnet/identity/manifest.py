@@ -44,6 +44,9 @@ class CapabilitySpec(_M):
     params: dict[str, Any] = Field(default_factory=dict)
     max_concurrent: int = Field(1, ge=1)
     trust_required: Literal["member", "trusted", "anchor", "self"] = "member"
+    streams: bool = False
+    idempotent: bool = False
+    timeout_seconds: float = 30.0
 
 
 class NodeManifest(_M):
@@ -58,6 +61,7 @@ class NodeManifest(_M):
     capabilities: list[CapabilitySpec]
     uptime_seconds: int = Field(ge=0)
     load: dict[str, float]
+    tls_fingerprint: str | None = None  # sha256 of the transport certificate peers must pin
     issued_at: str
     expires_at: str
 
@@ -76,6 +80,7 @@ def build_node_manifest(
     capabilities: list[CapabilitySpec],
     uptime_seconds: int,
     load: dict[str, float],
+    tls_fingerprint: str | None = None,
     ttl_seconds: int = C.MANIFEST_TTL_SECONDS,
 ) -> Signed:
     now = clock.now()
@@ -90,6 +95,7 @@ def build_node_manifest(
         capabilities=capabilities,
         uptime_seconds=uptime_seconds,
         load=load,
+        tls_fingerprint=tls_fingerprint,
         issued_at=clock.iso(now),
         expires_at=clock.iso(now + ttl_seconds),
     )

@@ -1,0 +1,1 @@
+"""Finding peers: static and joined peers, mDNS (zeroconf) and UDP multicast."""

@@ -1,0 +1,428 @@
+"""The running node: the composition of every part, in the order of the design.
+
+    config -> identity -> event log (+ replay engine, views) -> transport client
+    -> capability bus (+ services) -> peers (static, joined, discovered)
+    -> HTTP server -> manifest refresh loop -> sync loop
+
+`Node.serve()` runs until SIGTERM/SIGINT (or `stop()`), then shuts down in
+reverse order: no new requests, loops stopped, open streams ended, the log
+closed after its last commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from hearthnet import __version__, clock
+from hearthnet.bus import CapabilityBus
+from hearthnet.errors import HearthNetError
+from hearthnet.events import sync
+from hearthnet.events.replay import ActivityView, ReplayEngine
+from hearthnet.home import Home
+from hearthnet.identity.community import build_community_manifest
+from hearthnet.identity.envelope import Signed
+from hearthnet.identity.manifest import CapabilitySpec, Endpoint, HardwareSpec, NodeManifest, build_node_manifest, verify_node_manifest
+from hearthnet.discovery.peers import PeerRegistry
+from hearthnet.observability import logging as hlog
+from hearthnet.observability.metrics import Metrics
+from hearthnet.services.diag import DiagService
+from hearthnet.storage import atomic_write_text
+from hearthnet.transport.client import TransportClient
+from hearthnet.transport.nonces import NonceStore
+from hearthnet.transport.pubsub import PubSub
+from hearthnet.transport.ratelimit import RateLimiter
+from hearthnet.transport.streams import FlowControl
+from hearthnet.transport.tls import PinStore, ensure_cert, fingerprint
+
+RUN_FILE = "run/node.json"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the node owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[override]
+        yield
+
+
+def local_address() -> str:
+    """The address of the interface that routes outward (no packet is sent)."""
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("192.0.2.1", 9))  # TEST-NET-1: connect() on UDP only picks a route
+        return s.getsockname()[0]
+    return "127.0.0.1"
+
+
+def hardware() -> HardwareSpec:
+    ram = 0.0
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return HardwareSpec(ram_gb=round(ram, 1), cpu_cores=os.cpu_count() or 0)
+
+
+class Node:
+    def __init__(self, home: Home, *, host: str | None = None, port: int | None = None) -> None:
+        self.home = home
+        cfg = self.config = home.config
+        self.kp = home.identity()
+        self.node_id = self.kp.node_id
+        self.logger = hlog.get_logger("node")
+        self.log = home.open_log()
+        self.community_id = self.log.community_id
+        self.engine = ReplayEngine(self.log)
+        self.activity = ActivityView()
+        self.engine.register(self.activity)
+        self.engine.catch_up()
+        self.metrics = Metrics(cfg.observability.metrics_enabled)
+        self.bus = CapabilityBus(self.node_id, cfg.bus, trace_size=cfg.observability.trace_ring_buffer, metrics=self.metrics)
+        self.bus.register_service(DiagService(self.node_id))
+        run_dir = cfg.data_dir / "run"
+        self.nonces = NonceStore(run_dir / "nonces.db", keep_seconds=2 * cfg.transport.clock_skew_seconds + 60)
+        t = cfg.transport
+        self.rate = RateLimiter(t.rate_soft_rps_per_cap, t.rate_hard_rps_per_cap, t.rate_soft_rps_total, t.rate_hard_rps_total)
+        self.pins = PinStore(cfg.data_dir / "pins.json")
+        self.client = TransportClient(self.kp, self.community_id, self.pins, timeout=t.rpc_timeout_seconds)
+        self.bus.remote = self.client
+        self.peers = PeerRegistry(self.node_id)
+        self.pubsub = PubSub()
+        self.flows: dict[str, FlowControl] = {}
+        self.host = host or t.host
+        self.port = t.port if port is None else port
+        self.tls = t.tls
+        self.tls_fingerprint: str | None = None
+        self.url = ""
+        self.ready = False
+        self.started = time.monotonic()
+        self.clock_offsets: dict[str, float] = {}
+        self._stop = asyncio.Event()
+        self._server: _Server | None = None
+        for url in cfg.discovery.static_peers:
+            self.peers.seen(url, "static")
+        for url in self._saved_peers():
+            self.peers.seen(url, "join")
+
+    # --- identity documents ----------------------------------------------------------
+    def node_manifest(self) -> Signed:
+        caps = [CapabilitySpec(**e.spec) for e in self.bus.registry.all_local()]
+        host = self.config.transport.advertise_host or (local_address() if self.host in ("0.0.0.0", "::") else self.host)
+        return build_node_manifest(
+            self.kp,
+            community_id=self.community_id,
+            display_name=self.config.identity.display_name,
+            profile=self.config.identity.profile,
+            endpoints=[Endpoint(transport="https" if self.tls else "http", host=host, port=self.port or 1)],
+            hardware=hardware(),
+            capabilities=caps,
+            uptime_seconds=int(time.monotonic() - self.started),
+            load={"in_flight": float(sum(e.in_flight for e in self.bus.registry.all_local()))},
+            tls_fingerprint=self.tls_fingerprint,
+        )
+
+    def community_manifest(self) -> Signed:
+        return build_community_manifest(self.log.membership, self.log.head(), self.kp)
+
+    def health(self) -> dict[str, Any]:
+        off = self.mesh_clock_offset()
+        skew = self.config.transport.clock_skew_seconds
+        warning = None
+        if off is not None and abs(off) > skew / 2:
+            warning = f"this node's clock is {off:+.0f}s from its peers' (allowed ±{skew}s)"
+        return {
+            "status": "ok",
+            "node_id": self.node_id,
+            "short_id": self.kp.short_id,
+            "community_id": self.community_id,
+            "version": __version__,
+            "time": clock.iso(),
+            "clock_offset_applied": round(clock.offset(), 3),
+            "clock_offset_to_peers": None if off is None else round(off, 3),
+            "clock_warning": warning,
+            "uptime_seconds": int(time.monotonic() - self.started),
+        }
+
+    def mesh_clock_offset(self) -> float | None:
+        """Median (peer clock - our clock) over peers' signed manifests; None without peers."""
+        vals = list(self.clock_offsets.values())
+        return statistics.median(vals) if vals else None
+
+    def status(self) -> dict[str, Any]:
+        st = self.log.membership
+        return {
+            **self.health(),
+            "url": self.url,
+            "display_name": self.config.identity.display_name or self.kp.short_id,
+            "profile": self.config.identity.profile,
+            "community": st.name,
+            "level": st.level_of(self.node_id),
+            "log": {"head": self.log.head(), **self.log.status_counts()},
+            "peers": [p.as_dict() for p in self.peers.all()],
+            "capabilities_local": sorted(f"{e.name}@{e.version[0]}.{e.version[1]}" for e in self.bus.registry.all_local()),
+        }
+
+    def capability_table(self) -> list[dict[str, Any]]:
+        out = []
+        for e in sorted(self.bus.registry.all(), key=lambda e: (e.name, not e.is_local, e.node_id)):
+            h = self.bus.health.get(e.node_id, e.name)
+            out.append({
+                "name": e.name, "version": f"{e.version[0]}.{e.version[1]}", "node_id": e.node_id, "local": e.is_local,
+                "url": e.url, "in_flight": e.in_flight, "max_concurrent": e.max_concurrent, "params": e.params,
+                "success_rate": round(h.success_rate, 3), "p50_ms": h.percentile(0.5),
+                "quarantined": self.bus.health.is_quarantined(e.node_id, e.name), "trust_required": e.spec.get("trust_required"),
+            })
+        return out
+
+    def record_served(self, name: str, caller: str, result: str, t0: float) -> None:
+        from hearthnet.bus.trace import CallTraceEvent
+
+        ms = (time.perf_counter() - t0) * 1000
+        self.bus.trace.record(CallTraceEvent(clock.iso(), "", name, "", caller, self.node_id, False, result, round(ms, 3)))
+        self.metrics.requests_total.labels(capability=name, result=result).inc()
+        self.metrics.request_duration_ms.labels(capability=name).observe(ms)
+
+    def refresh_gauges(self) -> None:
+        m, cid = self.metrics, self.community_id[:16]
+        m.event_log_size.labels(community=cid).set(self.log.count())
+        m.event_log_lamport_head.labels(community=cid).set(self.log.head())
+        m.nodes_online.labels(community=cid).set(len(self.peers.live()))
+        for e in self.bus.registry.all():
+            m.capability_health_success_rate.labels(capability=e.name, node=e.node_id[:20]).set(self.bus.health.get(e.node_id, e.name).success_rate)
+
+    def log_error(self, msg: str, **extra: Any) -> None:
+        self.logger.error(msg, extra=extra)
+
+    # --- peers ---------------------------------------------------------------------------
+    def _saved_peers(self) -> list[str]:
+        p = self.config.data_dir / "peers.json"
+        try:
+            return [str(u) for u in json.loads(p.read_text())]
+        except (OSError, ValueError, TypeError):
+            return []
+
+    async def fetch_manifest(self, url: str) -> NodeManifest:
+        """Fetch, (first contact: pin the certificate) and verify a peer's manifest."""
+        t0 = time.perf_counter()
+        if url.startswith("https://"):
+            await pin_first_contact(self.client, url)
+        doc = await self.client.get(url, "/manifest", signed=False, timeout=5)
+        rtt = (time.perf_counter() - t0) * 1000
+        m = verify_node_manifest(doc, community_id=self.community_id, now=None)
+        if url.startswith("https://"):
+            pin = self.pins.get(_origin(url))
+            if pin is None or m.tls_fingerprint != pin["fingerprint"] or pin["node_id"] != m.node_id:
+                raise HearthNetError("pin_mismatch", f"{url}: manifest does not match the pinned certificate")
+        # Mesh time: the peer signed issued_at roughly rtt/2 before we got it.
+        self.clock_offsets[m.node_id] = clock.parse_iso(m.issued_at) - (clock.now() - rtt / 2000)
+        return m
+
+    async def refresh_peer(self, url: str) -> None:
+        try:
+            m = await self.fetch_manifest(url)
+        except HearthNetError as exc:
+            rec = self.peers.failed(url)
+            if rec is not None and rec.failures >= 3 and rec.node_id:
+                self.bus.registry.remove_peer(rec.node_id)
+                self.clock_offsets.pop(rec.node_id, None)
+            self.logger.info("peer unreachable", extra={"peer": url, "code": exc.code, "reason": exc.message})
+            return
+        if m.node_id == self.node_id:
+            self.peers.remove(url)  # our own address (announced back to us)
+            return
+        rec = self.peers.verified(url, m)
+        added, removed = self.bus.registry.update_peer(m.node_id, rec.url, [c.model_dump() for c in m.capabilities])
+        if added or removed:
+            self.pubsub.publish("capabilities", {"node_id": m.node_id, "added": added, "removed": removed})
+
+    async def refresh_peers(self) -> None:
+        await asyncio.gather(*(self.refresh_peer(p.url) for p in self.peers.all()))
+        self.peers.prune_stale()
+        off = self.mesh_clock_offset()
+        if off is not None and self.config.transport.learn_time_from_peers and abs(off) > 2.0:
+            clock.set_offset(clock.offset() + off)
+            self.clock_offsets = {k: v - off for k, v in self.clock_offsets.items()}
+            self.logger.warning("clock corrected from peers", extra={"offset_seconds": round(off, 3)})
+
+    # --- sync ------------------------------------------------------------------------------
+    async def sync_with(self, url: str) -> dict[str, int]:
+        return await sync_log_with(self.client, self.log, url)
+
+    async def sync_round(self) -> None:
+        for p in self.peers.live():
+            try:
+                await self.sync_with(p.url)
+            except HearthNetError as exc:
+                self.logger.info("sync failed", extra={"peer": p.url, "code": exc.code, "reason": exc.message})
+
+    async def _every(self, seconds: float, fn: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                await fn()
+            except Exception as exc:  # a loop must survive one bad round
+                self.logger.error("background round failed", extra={"task": fn.__name__, "error": f"{type(exc).__name__}: {exc}"})
+            with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), seconds)
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def _bind(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            raise HearthNetError("storage_error" if exc.errno != 98 else "already_exists", f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from None
+        self.port = sock.getsockname()[1]
+        return sock
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def serve(self) -> None:
+        from hearthnet.transport.server import build_app
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        self.log.add_listener(lambda ev: loop.call_soon_threadsafe(
+            self.pubsub.publish, "events", {"event_id": ev.event_id, "event_type": ev.event_type, "author": ev.author, "lamport": ev.lamport}))
+        ssl_kw: dict[str, Any] = {}
+        if self.tls:
+            cert, key, self.tls_fingerprint = ensure_cert(self.config.data_dir / "tls", self.kp.short_id)
+            ssl_kw = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+        sock = self._bind()
+        scheme = "https" if self.tls else "http"
+        shown = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        self.url = f"{scheme}://{shown}:{self.port}"
+        app = build_app(self)
+        self._server = _Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=5, **ssl_kw))
+        server_task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        while not self._server.started and not server_task.done():
+            await asyncio.sleep(0.01)
+        if server_task.done():
+            server_task.result()
+        self.ready = True
+        self._write_run_file()
+        self.logger.info("node started", extra={"url": self.url, "node_id": self.node_id, "community_id": self.community_id})
+        loops = [
+            asyncio.create_task(self._every(self.config.discovery.manifest_refresh_seconds, self.refresh_peers)),
+            asyncio.create_task(self._every(self.config.events.sync_interval_seconds, self.sync_round)),
+        ]
+        stop_task = asyncio.create_task(self._stop.wait())
+        await asyncio.wait({server_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        self.ready = False
+        self._stop.set()
+        self.logger.info("node stopping")
+        for flow in list(self.flows.values()):
+            flow.cancelled.set()
+        self._server.should_exit = True
+        for t in loops:
+            t.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(server_task, 10)
+        stop_task.cancel()
+        await self.client.close()
+        self.nonces.close()
+        self.log.close()
+        self._remove_run_file()
+        self.logger.info("node stopped")
+
+    def _write_run_file(self) -> None:
+        info = {"pid": os.getpid(), "url": self.url, "port": self.port, "node_id": self.node_id, "tls_fingerprint": self.tls_fingerprint}
+        atomic_write_text(self.config.data_dir / RUN_FILE, json.dumps(info), mode=0o600)
+
+    def _remove_run_file(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.config.data_dir / RUN_FILE).unlink()
+
+
+def _origin(url: str) -> str:
+    import httpx
+
+    u = httpx.URL(url)
+    return f"{u.scheme}://{u.host}:{u.port}"
+
+
+async def pin_first_contact(client: TransportClient, url: str) -> None:
+    """Pin a peer's certificate on first contact: the manifest served over exactly that
+    certificate must be signed by the node and name the certificate's fingerprint."""
+    import ssl
+
+    origin = _origin(url)
+    if client.pins is None or client.pins.get(origin):
+        return
+    import httpx
+
+    u = httpx.URL(url)
+    try:
+        pem = await asyncio.to_thread(ssl.get_server_certificate, (u.host, u.port), timeout=5)
+    except (OSError, ssl.SSLError) as exc:
+        raise HearthNetError("partition", f"{url}: cannot fetch its TLS certificate ({exc})") from None
+    from hearthnet.transport.tls import pinned_context
+
+    async with httpx.AsyncClient(base_url=origin, verify=pinned_context(pem), timeout=5) as c:
+        try:
+            resp = await c.get("/manifest")
+        except httpx.HTTPError as exc:
+            raise HearthNetError("partition", f"{url}: {type(exc).__name__}") from None
+    if resp.status_code != 200:
+        raise HearthNetError("partition", f"{url}: manifest answered HTTP {resp.status_code}")
+    try:
+        m = verify_node_manifest(resp.json())
+    except ValueError:
+        raise HearthNetError("bad_request", f"{url}: manifest is not JSON") from None
+    if m.tls_fingerprint != fingerprint(pem):
+        raise HearthNetError("pin_mismatch", f"{url}: certificate is not the one its signed manifest names")
+    client.pins.pin(origin, m.node_id, pem)
+    client.forget(url)
+
+
+async def sync_log_with(client: TransportClient, log: Any, url: str, *, max_rounds: int = 1000) -> dict[str, int]:
+    """Exchange events with one peer until neither side has more: heads, then one
+    POST that pushes what the peer lacks and brings back what we lack."""
+    sent = received = 0
+    for _ in range(max_rounds):
+        got = await client.get(url, "/sync/v1/heads")
+        try:
+            theirs = sync.HeadsReport.model_validate(got["heads"])
+        except (ValueError, KeyError, TypeError):
+            raise HearthNetError("bad_request", f"{url}: malformed heads report") from None
+        ours = await asyncio.to_thread(sync.batch_for, log, theirs)
+        mine = await asyncio.to_thread(sync.heads_report, log)
+        body = {"token": got["token"], "heads": mine.model_dump(), "batch": ours.model_dump() if ours.events else None}
+        resp = await client.post(url, "/sync/v1/events", body, timeout=60)
+        try:
+            back = sync.EventBatch.model_validate(resp["batch"])
+        except (ValueError, KeyError, TypeError):
+            raise HearthNetError("bad_request", f"{url}: malformed event batch") from None
+        res = await asyncio.to_thread(sync.apply_batch, log, back)
+        sent += len(ours.events)
+        received += res["added"] + res["parked"]
+        if not (ours.more or back.more):
+            break
+    return {"sent": sent, "received": received}
+
+
+def read_run_file(data_dir: Path) -> dict[str, Any] | None:
+    p = data_dir / RUN_FILE
+    try:
+        info = json.loads(p.read_text())
+        os.kill(int(info["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return info
+
+
+__all__ = ["RUN_FILE", "Node", "pin_first_contact", "read_run_file", "sync_log_with"]

@@ -1,0 +1,159 @@
+"""The one HTTP client: signed requests to peers, connection reuse, deadlines, typed errors.
+
+Errors from httpx never leave this module: a refused or broken connection is
+`partition`, a deadline is `timeout`, and an error answer is rebuilt as the
+HearthNetError (CallError) the peer sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from hearthnet import constants as C
+from hearthnet.errors import ERRORS, HearthNetError
+from hearthnet.identity.keys import KeyPair
+from hearthnet.transport.signing import sign_request
+from hearthnet.transport.streams import parse_sse
+from hearthnet.transport.tls import PinStore
+
+
+class CallError(HearthNetError):
+    """An error answered by (or on the way to) a peer."""
+
+    def __init__(self, code: str, message: str, *, retry_after_ms: int | None = None, alt_nodes: list[str] | None = None, **details: Any) -> None:
+        super().__init__(code if code in ERRORS else "internal", message, **details)
+        self.retry_after_ms = retry_after_ms
+        self.alt_nodes = alt_nodes or []
+
+
+def _from_response(resp: httpx.Response, body: bytes) -> CallError:
+    try:
+        err = json.loads(body)["error"]
+        code, message, details = err["code"], err["message"], dict(err.get("details") or {})
+    except (ValueError, KeyError, TypeError):
+        code = "partition" if resp.status_code >= 500 else "bad_request"
+        message, details = f"HTTP {resp.status_code} from peer", {}
+    retry = details.pop("retry_after_ms", None)
+    if retry is None and resp.headers.get("retry-after", "").isdigit():
+        retry = int(resp.headers["retry-after"]) * 1000
+    return CallError(code, message, retry_after_ms=retry, alt_nodes=details.pop("alt_nodes", None), **details)
+
+
+@contextlib.contextmanager
+def _translate(url: str):
+    try:
+        yield
+    except HearthNetError:
+        raise
+    except httpx.TimeoutException:
+        raise CallError("timeout", f"{url} did not answer in time") from None
+    except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.NetworkError) as exc:
+        raise CallError("partition", f"{url} unreachable: {type(exc).__name__}") from None
+    except httpx.HTTPError as exc:
+        raise CallError("partition", f"{url}: {type(exc).__name__}: {exc}") from None
+
+
+class TransportClient:
+    def __init__(self, kp: KeyPair, community_id: str, pins: PinStore | None = None, *, timeout: float = C.RPC_DEFAULT_TIMEOUT_SECONDS) -> None:
+        self.kp = kp
+        self.community_id = community_id
+        self.pins = pins
+        self.timeout = timeout
+        self._clients: dict[str, httpx.AsyncClient] = {}
+
+    def _client(self, url: str) -> httpx.AsyncClient:
+        origin = httpx.URL(url)
+        key = f"{origin.scheme}://{origin.host}:{origin.port}"
+        c = self._clients.get(key)
+        if c is None:
+            verify: Any = True
+            if origin.scheme == "https":
+                verify = self.pins.context_for(key) if self.pins else False
+            c = self._clients[key] = httpx.AsyncClient(
+                base_url=key, verify=verify, timeout=self.timeout, limits=httpx.Limits(max_connections=64, max_keepalive_connections=32)
+            )
+        return c
+
+    def forget(self, url: str) -> None:
+        """Drop the pooled connection for an origin (its certificate was pinned or changed)."""
+        origin = httpx.URL(url)
+        c = self._clients.pop(f"{origin.scheme}://{origin.host}:{origin.port}", None)
+        if c is not None:
+            asyncio.get_event_loop().create_task(c.aclose())
+
+    def _signed_headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
+        h = sign_request(self.kp, self.community_id, method, path, body)
+        h["Content-Type"] = "application/json"
+        return h
+
+    async def request(self, method: str, url: str, path: str, payload: Any = None, *, timeout: float | None = None, signed: bool = True) -> Any:
+        """JSON in, JSON out. Raises CallError."""
+        body = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
+        headers = self._signed_headers(method, path, body) if signed else {}
+        with _translate(url):
+            resp = await self._client(url).request(method, path, content=body or None, headers=headers, timeout=timeout or self.timeout)
+            if resp.status_code >= 400:
+                raise _from_response(resp, resp.content)
+            try:
+                return resp.json()
+            except ValueError:
+                return resp.text
+
+    async def get(self, url: str, path: str, *, signed: bool = True, timeout: float | None = None) -> Any:
+        return await self.request("GET", url, path, timeout=timeout, signed=signed)
+
+    async def post(self, url: str, path: str, payload: Any, *, timeout: float | None = None) -> Any:
+        return await self.request("POST", url, path, payload, timeout=timeout)
+
+    # --- bus -----------------------------------------------------------------------
+    async def call_remote(self, url: str, name: str, version: str, body: dict[str, Any], *, timeout: float, trace_id: str, session_id: str | None) -> dict[str, Any]:
+        req = {"capability": name, "version": version, "body": body, "trace_id": trace_id, "session_id": session_id, "timeout_ms": int(timeout * 1000)}
+        out = await self.post(url, "/bus/v1/call", req, timeout=timeout)
+        return out["result"]
+
+    async def stream_remote(self, url: str, name: str, version: str, body: dict[str, Any], *, timeout: float, trace_id: str, session_id: str | None) -> AsyncIterator[dict[str, Any]]:
+        req = {"capability": name, "version": version, "body": body, "trace_id": trace_id, "session_id": session_id,
+               "timeout_ms": int(timeout * 1000), "stream": True}
+        raw = json.dumps(req, separators=(",", ":")).encode()
+        client = self._client(url)
+        acks: set[asyncio.Task[Any]] = set()
+        with _translate(url):
+            async with client.stream("POST", "/bus/v1/call", content=raw, headers=self._signed_headers("POST", "/bus/v1/call", raw),
+                                     timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0))) as resp:
+                if resp.status_code >= 400:
+                    raise _from_response(resp, await resp.aread())
+                stream_id, every = None, C.STREAM_ACK_INTERVAL_FRAMES
+                try:
+                    async for frame in parse_sse(resp.aiter_lines()):
+                        if frame.event == "ready":
+                            stream_id, every = frame.data.get("stream_id"), int(frame.data.get("ack_every", every))
+                            continue
+                        if stream_id and frame.seq and frame.seq % every == 0:
+                            t = asyncio.create_task(self._ack(url, stream_id, frame.seq))
+                            acks.add(t)
+                            t.add_done_callback(acks.discard)
+                        yield {"event": frame.event, "data": frame.data}
+                        if frame.event in ("done", "error"):
+                            return
+                finally:
+                    for t in acks:
+                        t.cancel()
+        raise CallError("partition", f"{url} closed the stream before it finished")
+
+    async def _ack(self, url: str, stream_id: str, upto: int) -> None:
+        with contextlib.suppress(HearthNetError):
+            await self.post(url, "/bus/v1/ack", {"stream_id": stream_id, "upto": upto}, timeout=5)
+
+    async def close(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for c in clients:
+            await c.aclose()
+
+
+__all__ = ["CallError", "TransportClient"]

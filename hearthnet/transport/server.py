@@ -1,0 +1,315 @@
+"""The node's HTTP API (FastAPI on uvicorn): bus calls, manifests, sync, pub/sub, health.
+
+Authentication happens before any handler: every endpoint except the public
+ones (`/manifest`, `/community/manifest`, `/health`) requires a signed request
+(hearthnet.transport.signing) from a current member, with a fresh timestamp and
+an unused nonce. `/ready`, `/metrics` and `/trace/recent` also answer unsigned
+requests from loopback (the operator and a local Prometheus). Every error is the
+JSON shape of docs/contract.md with its code's HTTP status; never a bare 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hearthnet.bus.capability import CallContext, parse_version
+from hearthnet.errors import HearthNetError
+from hearthnet.events import sync
+from hearthnet.identity.canonical import parse_json
+from hearthnet.observability.metrics import CONTENT_TYPE
+from hearthnet.transport.signing import SignedCaller, verify_request
+from hearthnet.transport.streams import FlowControl, encode_frame
+
+if TYPE_CHECKING:
+    from hearthnet.node import Node
+
+PUBLIC = {"/manifest", "/community/manifest", "/health"}
+LOOPBACK_OK = {"/ready", "/metrics", "/trace/recent"}
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+MAX_SYNC_TOKENS = 4096
+
+
+def error_response(err: HearthNetError) -> JSONResponse:
+    headers = {}
+    retry = err.details.get("retry_after_ms")
+    if retry:
+        headers["Retry-After"] = str(max(1, int(retry) // 1000 + (1 if int(retry) % 1000 else 0)))
+    return JSONResponse(err.to_dict(), status_code=err.http_status, headers=headers)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with payload_too_large as soon as it passes `limit`."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise HearthNetError("bad_request", "bad Content-Length")
+        if int(declared) > limit:
+            raise HearthNetError("payload_too_large", f"body of {declared} bytes exceeds {limit}", limit=limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HearthNetError("payload_too_large", f"body exceeds {limit} bytes", limit=limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class Caller:
+    """The authenticated caller of a request."""
+
+    def __init__(self, node_id: str, level: str) -> None:
+        self.node_id = node_id
+        self.level = level
+
+
+def build_app(node: Node) -> FastAPI:
+    app = FastAPI(title="HearthNet node", docs_url=None, redoc_url=None, openapi_url=None)
+    cfg = node.config.transport
+    sync_tokens: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    @app.exception_handler(HearthNetError)
+    async def _hn(_: Request, exc: HearthNetError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _val(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(HearthNetError("bad_request", f"bad request: {exc.errors()[0].get('msg', 'invalid')}"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "bad_request"}.get(exc.status_code, "bad_request")
+        return error_response(HearthNetError(code, f"{exc.detail}"))
+
+    @app.exception_handler(Exception)
+    async def _any(_: Request, exc: Exception) -> JSONResponse:
+        node.log_error("unhandled error in request", error=f"{type(exc).__name__}: {exc}")
+        return error_response(HearthNetError("internal", f"{type(exc).__name__}: {exc}"))
+
+    async def authenticate(request: Request, body: bytes) -> Caller:
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        try:
+            signed: SignedCaller = verify_request(
+                request.headers, request.method, path, body, community=node.community_id, skew_seconds=cfg.clock_skew_seconds
+            )
+        except HearthNetError as exc:
+            node.metrics.signature_failures_total.labels(reason=exc.code).inc()
+            raise
+        st = node.log.membership
+        if signed.node_id in st.revoked:
+            node.metrics.signature_failures_total.labels(reason="revoked").inc()
+            raise HearthNetError("revoked", "caller's membership was revoked")
+        if not st.is_member(signed.node_id):
+            node.metrics.signature_failures_total.labels(reason="not_member").inc()
+            raise HearthNetError("not_member", "caller is not a member of this community")
+        node.nonces.use(signed.node_id, signed.nonce)  # after the signature: strangers cannot fill the store
+        return Caller(signed.node_id, st.level_of(signed.node_id))
+
+    async def guard(request: Request, limit: int | None = None) -> tuple[Caller | None, bytes]:
+        body = await read_body(request, limit or cfg.max_body_bytes)
+        path = request.url.path
+        if path in PUBLIC:
+            return None, body
+        host = request.client.host if request.client else ""
+        if path in LOOPBACK_OK and host in LOOPBACK and "x-hn-signature" not in request.headers:
+            return None, body
+        return await authenticate(request, body), body
+
+    def rate(caller: Caller, capability: str) -> dict[str, str]:
+        chk = node.rate.check(caller.node_id, capability)
+        if not chk.allowed:
+            node.metrics.rate_limited_total.labels(capability=capability, reason="hard").inc()
+            raise HearthNetError("rate_limited", f"too many {capability} requests from this node", retry_after_ms=chk.retry_after_ms)
+        if chk.soft_exceeded:
+            node.metrics.rate_limited_total.labels(capability=capability, reason="soft").inc()
+            return {"X-HN-Rate": "soft"}
+        return {}
+
+    # --- public --------------------------------------------------------------------
+    @app.get("/manifest")
+    async def manifest(request: Request) -> JSONResponse:
+        await guard(request)
+        return JSONResponse(node.node_manifest().as_dict())
+
+    @app.get("/community/manifest")
+    async def community_manifest(request: Request) -> JSONResponse:
+        await guard(request)
+        return JSONResponse(node.community_manifest().as_dict())
+
+    @app.get("/health")
+    async def health(request: Request) -> JSONResponse:
+        await guard(request)
+        return JSONResponse(node.health())
+
+    # --- operator --------------------------------------------------------------------
+    @app.get("/ready")
+    async def ready(request: Request) -> JSONResponse:
+        await guard(request)
+        if not node.ready:
+            raise HearthNetError("unhealthy", "node is starting or stopping")
+        return JSONResponse({"ready": True, "capabilities": len(node.bus.registry.all_local())})
+
+    @app.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        await guard(request)
+        if not node.metrics.enabled:
+            raise HearthNetError("not_found", "metrics are disabled (observability.metrics_enabled)")
+        node.refresh_gauges()
+        return Response(node.metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.get("/trace/recent")
+    async def trace_recent(request: Request, n: int = 50, capability: str | None = None) -> JSONResponse:
+        await guard(request)
+        return JSONResponse({"traces": [t.as_dict() for t in node.bus.trace.recent(max(1, min(n, 10000)), capability)]})
+
+    @app.get("/status")
+    async def status(request: Request) -> JSONResponse:
+        await guard(request)
+        return JSONResponse(node.status())
+
+    @app.get("/caps")
+    async def caps(request: Request) -> JSONResponse:
+        await guard(request)
+        return JSONResponse({"capabilities": node.capability_table()})
+
+    # --- bus -------------------------------------------------------------------------
+    @app.post("/bus/v1/call")
+    async def bus_call(request: Request) -> Response:
+        caller, raw = await guard(request)
+        assert caller is not None
+        req = parse_json(raw, what="call body")
+        if not isinstance(req, dict) or not isinstance(req.get("capability"), str) or not isinstance(req.get("body", {}), dict):
+            raise HearthNetError("bad_request", "call body must be {capability, version, body, stream?}")
+        name = req["capability"]
+        version = parse_version(str(req.get("version", "1.0")))
+        headers = rate(caller, name)
+        node.bus.check_trust(name, version, caller.node_id, caller.level)
+        timeout = float(req.get("timeout_ms", cfg.rpc_timeout_seconds * 1000)) / 1000
+        ctx = CallContext(caller.node_id, str(req.get("trace_id") or ""), time.monotonic() + max(0.001, timeout), req.get("session_id"))
+        if not req.get("stream"):
+            t0 = time.perf_counter()
+            try:
+                out = await node.bus.serve(name, version, req.get("body", {}), ctx)
+            except HearthNetError as exc:
+                node.record_served(name, caller.node_id, exc.code, t0)
+                raise
+            node.record_served(name, caller.node_id, "ok", t0)
+            return JSONResponse({"result": out}, headers=headers)
+        frames = node.bus.serve_stream(name, version, req.get("body", {}), ctx)
+        # Fail before the first byte (unknown capability, schema, capacity) as a plain error response.
+        try:
+            first = await frames.__anext__()
+        except StopAsyncIteration:
+            first = None
+        return StreamingResponse(_sse(node, name, caller, first, frames), media_type="text/event-stream", headers={**headers, "Cache-Control": "no-store"})
+
+    @app.post("/bus/v1/ack")
+    async def bus_ack(request: Request) -> JSONResponse:
+        _, raw = await guard(request)
+        msg = parse_json(raw, what="ack body")
+        flow = node.flows.get(str(msg.get("stream_id")) if isinstance(msg, dict) else "")
+        if flow is None:
+            raise HearthNetError("not_found", "no such open stream")
+        flow.ack(int(msg.get("upto", 0)))
+        return JSONResponse({"ok": True, "window_used": flow.window_used})
+
+    @app.post("/bus/v1/cancel")
+    async def bus_cancel(request: Request) -> JSONResponse:
+        _, raw = await guard(request)
+        msg = parse_json(raw, what="cancel body")
+        flow = node.flows.get(str(msg.get("stream_id")) if isinstance(msg, dict) else "")
+        if flow is None:
+            raise HearthNetError("not_found", "no such open stream")
+        flow.cancelled.set()
+        return JSONResponse({"ok": True})
+
+    # --- sync --------------------------------------------------------------------------
+    @app.get("/sync/v1/heads")
+    async def sync_heads(request: Request) -> JSONResponse:
+        caller, _ = await guard(request)
+        assert caller is not None
+        rate(caller, "sync")
+        token = secrets.token_urlsafe(16)
+        sync_tokens[token] = (caller.node_id, time.monotonic())
+        while len(sync_tokens) > MAX_SYNC_TOKENS:
+            sync_tokens.popitem(last=False)
+        heads = await asyncio.to_thread(sync.heads_report, node.log)
+        return JSONResponse({"token": token, "heads": heads.model_dump()})
+
+    @app.post("/sync/v1/events")
+    async def sync_events(request: Request) -> JSONResponse:
+        caller, raw = await guard(request, limit=sync.MAX_BATCH_BYTES + 65536)
+        assert caller is not None
+        rate(caller, "sync")
+        msg = parse_json(raw, what="sync body")
+        if not isinstance(msg, dict):
+            raise HearthNetError("bad_request", "sync body must be an object")
+        token = msg.get("token")
+        issued = sync_tokens.pop(token, None) if isinstance(token, str) else None
+        if issued is None or issued[0] != caller.node_id or time.monotonic() - issued[1] > 120:
+            raise HearthNetError("conflict", "unsolicited batch: GET /sync/v1/heads first and send its token")
+        result: dict[str, Any] = {}
+        if msg.get("batch") is not None:
+            batch = sync.parse_batch(json.dumps(msg["batch"]).encode())
+            result["applied"] = await asyncio.to_thread(sync.apply_batch, node.log, batch)
+        if msg.get("heads") is not None:
+            try:
+                theirs = sync.HeadsReport.model_validate(msg["heads"])
+            except ValueError as exc:
+                raise HearthNetError("bad_request", f"heads: {exc}") from None
+            back = await asyncio.to_thread(sync.batch_for, node.log, theirs)
+            result["batch"] = back.model_dump()
+        return JSONResponse(result)
+
+    # --- pub/sub -------------------------------------------------------------------------
+    @app.get("/pubsub/v1/subscribe")
+    async def subscribe(request: Request, topic: str, last_seq: int = 0, timeout: float = 30.0) -> JSONResponse:
+        caller, _ = await guard(request)
+        assert caller is not None
+        return JSONResponse(await node.pubsub.subscribe(topic, last_seq=last_seq, timeout_seconds=max(0.0, min(timeout, 60.0))))
+
+    return app
+
+
+async def _sse(node: Node, name: str, caller: Caller, first: dict[str, Any] | None, frames: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    flow = FlowControl(node.config.transport.stream_window_frames, node.config.transport.stream_ack_interval_frames, node.config.transport.stream_ack_timeout_seconds)
+    stream_id = secrets.token_urlsafe(12)
+    node.flows[stream_id] = flow
+    t0 = time.perf_counter()
+    result = "ok"
+    try:
+        yield encode_frame(0, "ready", {"stream_id": stream_id, "node_id": node.node_id, "window": flow.window, "ack_every": flow.ack_interval})
+        pending = [first] if first is not None else []
+        while True:
+            if pending:
+                frame = pending.pop()
+            else:
+                try:
+                    frame = await frames.__anext__()
+                except StopAsyncIteration:
+                    break
+            if flow.cancelled.is_set():
+                result = "cancelled"
+                break
+            seq = await flow.send()
+            yield encode_frame(seq, str(frame.get("event", "chunk")), frame.get("data", {}))
+    except HearthNetError as exc:
+        result = exc.code
+        yield encode_frame(flow.sent + 1, "error", {"code": exc.code, "message": exc.message})
+    finally:
+        node.flows.pop(stream_id, None)
+        await frames.aclose()
+        node.record_served(name, caller.node_id, result, t0)
+
+
+__all__ = ["build_app", "error_response", "read_body"]
