@@ -130,6 +130,7 @@ class Node:
         )
 
     def community_manifest(self) -> Signed:
+        self.log.refresh()
         return build_community_manifest(self.log.membership, self.log.head(), self.kp)
 
     def health(self) -> dict[str, Any]:
@@ -157,6 +158,7 @@ class Node:
         return statistics.median(vals) if vals else None
 
     def status(self) -> dict[str, Any]:
+        self.log.refresh()
         st = self.log.membership
         return {
             **self.health(),

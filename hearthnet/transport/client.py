@@ -112,14 +112,14 @@ class TransportClient:
         return await self.request("POST", url, path, payload, timeout=timeout)
 
     # --- bus -----------------------------------------------------------------------
-    async def call_remote(self, url: str, name: str, version: str, body: dict[str, Any], *, timeout: float, trace_id: str, session_id: str | None) -> dict[str, Any]:
-        req = {"capability": name, "version": version, "body": body, "trace_id": trace_id, "session_id": session_id, "timeout_ms": int(timeout * 1000)}
+    async def call_remote(self, url: str, name: str, version: str, body: dict[str, Any], *, timeout: float, trace_id: str, session_id: str | None, route: bool = False) -> dict[str, Any]:
+        req = {"capability": name, "version": version, "body": body, "trace_id": trace_id, "session_id": session_id, "timeout_ms": int(timeout * 1000), "route": route}
         out = await self.post(url, "/bus/v1/call", req, timeout=timeout)
         return out["result"]
 
-    async def stream_remote(self, url: str, name: str, version: str, body: dict[str, Any], *, timeout: float, trace_id: str, session_id: str | None) -> AsyncIterator[dict[str, Any]]:
+    async def stream_remote(self, url: str, name: str, version: str, body: dict[str, Any], *, timeout: float, trace_id: str, session_id: str | None, route: bool = False) -> AsyncIterator[dict[str, Any]]:
         req = {"capability": name, "version": version, "body": body, "trace_id": trace_id, "session_id": session_id,
-               "timeout_ms": int(timeout * 1000), "stream": True}
+               "timeout_ms": int(timeout * 1000), "stream": True, "route": route}
         raw = json.dumps(req, separators=(",", ":")).encode()
         client = self._client(url)
         acks: set[asyncio.Task[Any]] = set()

@@ -105,6 +105,7 @@ def build_app(node: Node) -> FastAPI:
         except HearthNetError as exc:
             node.metrics.signature_failures_total.labels(reason=exc.code).inc()
             raise
+        node.log.refresh()  # an admin command may have changed membership from another process
         st = node.log.membership
         if signed.node_id in st.revoked:
             node.metrics.signature_failures_total.labels(reason="revoked").inc()
@@ -193,8 +194,14 @@ def build_app(node: Node) -> FastAPI:
         name = req["capability"]
         version = parse_version(str(req.get("version", "1.0")))
         headers = rate(caller, name)
-        node.bus.check_trust(name, version, caller.node_id, caller.level)
         timeout = float(req.get("timeout_ms", cfg.rpc_timeout_seconds * 1000)) / 1000
+        if req.get("route"):
+            # Routed through this node's bus (to whichever node is best): only for the
+            # node's own key, i.e. its operator's CLI, so peers cannot bounce calls around.
+            if caller.node_id != node.node_id:
+                raise HearthNetError("forbidden", "only this node itself may ask it to route a call")
+            return await _routed(node, name, version, req, timeout, headers)
+        node.bus.check_trust(name, version, caller.node_id, caller.level)
         ctx = CallContext(caller.node_id, str(req.get("trace_id") or ""), time.monotonic() + max(0.001, timeout), req.get("session_id"))
         if not req.get("stream"):
             t0 = time.perf_counter()
@@ -279,6 +286,20 @@ def build_app(node: Node) -> FastAPI:
         return JSONResponse(await node.pubsub.subscribe(topic, last_seq=last_seq, timeout_seconds=max(0.0, min(timeout, 60.0))))
 
     return app
+
+
+async def _routed(node: Node, name: str, version: tuple[int, int], req: dict[str, Any], timeout: float, headers: dict[str, str]) -> Response:
+    body = req.get("body", {})
+    if not req.get("stream"):
+        out = await node.bus.call(name, version, body, timeout=timeout, session_id=req.get("session_id"))
+        return JSONResponse({"result": out}, headers=headers)
+    frames = node.bus.stream(name, version, body, timeout=timeout, session_id=req.get("session_id"))
+    try:
+        first = await frames.__anext__()
+    except StopAsyncIteration:
+        first = None
+    me = Caller(node.node_id, "anchor")
+    return StreamingResponse(_sse(node, name, me, first, frames), media_type="text/event-stream", headers={**headers, "Cache-Control": "no-store"})
 
 
 async def _sse(node: Node, name: str, caller: Caller, first: dict[str, Any] | None, frames: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:

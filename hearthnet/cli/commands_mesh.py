@@ -1,0 +1,245 @@
+"""The mesh: run, status, caps, call, trace, member add, join."""
+# No `from __future__ import annotations` here: typer reads the real annotation objects.
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Optional, TypeVar
+
+import typer
+from rich.table import Table
+
+from hearthnet import constants as C
+from hearthnet.bus.capability import parse_name_at_version
+from hearthnet.cli.app import JsonOpt, app, command, emit_json, home, make_console
+from hearthnet.errors import HearthNetError
+from hearthnet.home import Home
+from hearthnet.identity.canonical import parse_json
+from hearthnet.identity.keys import short_of
+from hearthnet.transport.client import TransportClient
+from hearthnet.transport.tls import PinStore
+
+console = make_console()
+NodeOpt = Annotated[Optional[str], typer.Option("--node", help="URL of the node to talk to (default: the running node of the data dir).")]
+T = TypeVar("T")
+
+member_app = typer.Typer(help="Community membership.", no_args_is_help=True)
+app.add_typer(member_app, name="member")
+
+
+def _node_url(h: Home, node: str | None) -> str:
+    if node:
+        return node.rstrip("/")
+    from hearthnet.node import read_run_file
+
+    info = read_run_file(h.data_dir)
+    if info is None:
+        raise HearthNetError("no_node", f"no running node for {h.data_dir} (start one: hearthnet run), or pass --node URL")
+    return str(info["url"])
+
+
+def _with_client(h: Home, node: str | None, fn: Callable[[TransportClient, str], Awaitable[T]]) -> T:
+    """Run fn(client, url) against the node, signed with this data dir's node key."""
+
+    async def go() -> T:
+        from hearthnet.node import pin_first_contact
+
+        url = _node_url(h, node)
+        pins = PinStore(h.data_dir / "pins.json")
+        kp = h.identity()
+        own = h.data_dir / "tls" / "cert.pem"
+        if url.startswith("https://") and node is None and own.exists():
+            from hearthnet.node import _origin
+
+            pins.pin(_origin(url), kp.node_id, own.read_text())  # our own node: its certificate is on disk
+        client = TransportClient(kp, h.community_id or "", pins, timeout=h.config.transport.rpc_timeout_seconds)
+        try:
+            if url.startswith("https://"):
+                await pin_first_contact(client, url)
+            return await fn(client, url)
+        except HearthNetError as exc:
+            if exc.code == "partition" and node is None:
+                raise HearthNetError("no_node", f"the node at {url} does not answer ({exc.message})") from None
+            raise
+        finally:
+            await client.close()
+
+    return asyncio.run(go())
+
+
+@command("run")
+def run_cmd(
+    host: Annotated[Optional[str], typer.Option("--host", help="Listen address (default: transport.host).")] = None,
+    port: Annotated[Optional[int], typer.Option("--port", min=0, max=65535, help="Listen port (default: transport.port; 0 = any free).")] = None,
+) -> None:
+    """Run the node in the foreground (logs as JSON lines on stderr) until SIGTERM or Ctrl-C."""
+    from hearthnet.node import Node
+    from hearthnet.observability import logging as hlog
+
+    h = home()
+    hlog.configure(h.config.observability.log_level, h.config.path(h.config.observability.log_dir))
+    node = Node(h, host=host, port=port)
+    asyncio.run(node.serve())
+
+
+@command("status")
+def status_cmd(node: NodeOpt = None, json_out: JsonOpt = False) -> None:
+    """Show the running node: identity, log, peers, clock."""
+    h = home()
+    st = _with_client(h, node, lambda c, u: c.get(u, "/status"))
+    if json_out:
+        emit_json(st)
+        return
+    print(f"node       {st['short_id']}  ({st['display_name']}, {st['profile']})  {st['url']}")
+    print(f"community  {st['community']}  level {st['level']}")
+    print(f"log        head {st['log']['head']}: {st['log']['valid']} valid, {st['log']['parked']} parked")
+    print(f"clock      {st['time']}" + (f"  WARNING: {st['clock_warning']}" if st.get("clock_warning") else ""))
+    print(f"local      {', '.join(st['capabilities_local'])}")
+    t = Table(show_header=True, header_style="bold", box=None)
+    for col in ("peer", "url", "source", "verified", "age s", "capabilities"):
+        t.add_column(col)
+    for p in st["peers"]:
+        t.add_row(short_of(p["node_id"]) if p["node_id"] else "?", p["url"], p["source"], "yes" if p["verified"] else "no",
+                  str(p["age_seconds"]), ", ".join(p["capabilities"]))
+    console.print(t)
+
+
+@command("caps")
+def caps_cmd(
+    node: NodeOpt = None,
+    json_out: JsonOpt = False,
+    local_only: Annotated[bool, typer.Option("--local", help="Only this node's capabilities.")] = False,
+    remote_only: Annotated[bool, typer.Option("--remote", help="Only peers' capabilities.")] = False,
+    name: Annotated[Optional[str], typer.Option("--name", help="Only this capability.")] = None,
+) -> None:
+    """List the capabilities the node can route to, local and remote."""
+    h = home()
+    rows = _with_client(h, node, lambda c, u: c.get(u, "/caps"))["capabilities"]
+    rows = [r for r in rows if (not local_only or r["local"]) and (not remote_only or not r["local"]) and (not name or r["name"] == name)]
+    if json_out:
+        emit_json(rows)
+        return
+    t = Table(show_header=True, header_style="bold", box=None)
+    for col in ("capability", "node", "where", "load", "success", "p50 ms", "trust"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(f"{r['name']}@{r['version']}", short_of(r["node_id"]), "local" if r["local"] else r["url"] or "?",
+                  f"{r['in_flight']}/{r['max_concurrent']}", f"{r['success_rate']:.2f}" + (" Q" if r["quarantined"] else ""),
+                  "-" if r["p50_ms"] is None else f"{r['p50_ms']:.1f}", r.get("trust_required") or "")
+    console.print(t)
+
+
+@command("call")
+def call_cmd(
+    name_at_version: Annotated[str, typer.Argument(metavar="NAME@VERSION", help="For example echo.ping@1.0")],
+    body: Annotated[str, typer.Option("--body", help="Request body as JSON.")] = "{}",
+    stream: Annotated[bool, typer.Option("--stream", help="Stream frames as JSON lines.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.001, help="Deadline in seconds.")] = C.RPC_DEFAULT_TIMEOUT_SECONDS,
+    node: NodeOpt = None,
+) -> None:
+    """Call a capability through the node's bus (routed to the best node)."""
+    name, version = parse_name_at_version(name_at_version)
+    payload = parse_json(body, what="--body")
+    if not isinstance(payload, dict):
+        raise HearthNetError("bad_request", "--body must be a JSON object")
+    h = home()
+    ver = f"{version[0]}.{version[1]}"
+
+    async def unary(c: TransportClient, u: str) -> Any:
+        return await c.call_remote(u, name, ver, payload, timeout=timeout, trace_id="", session_id=None, route=True)
+
+    async def streamed(c: TransportClient, u: str) -> None:
+        async for frame in c.stream_remote(u, name, ver, payload, timeout=timeout, trace_id="", session_id=None, route=True):
+            sys.stdout.write(json.dumps(frame, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+            if frame["event"] == "error":
+                d = frame["data"]
+                raise HearthNetError(d.get("code", "internal") if d.get("code") in _codes() else "internal", d.get("message", "stream failed"))
+
+    if stream:
+        _with_client(h, node, streamed)
+    else:
+        emit_json(_with_client(h, node, unary))
+
+
+def _codes() -> set[str]:
+    from hearthnet.errors import ERRORS
+
+    return set(ERRORS)
+
+
+@command("trace")
+def trace_cmd(
+    n: Annotated[int, typer.Option("-n", min=1, max=10000, help="How many recent calls.")] = 20,
+    capability: Annotated[Optional[str], typer.Option("--capability", help="Only this capability.")] = None,
+    node: NodeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Recent bus calls on the node (routed and served)."""
+    h = home()
+    q = f"/trace/recent?n={n}" + (f"&capability={capability}" if capability else "")
+    traces = _with_client(h, node, lambda c, u: c.get(u, q))["traces"]
+    if json_out:
+        emit_json(traces)
+        return
+    t = Table(show_header=True, header_style="bold", box=None)
+    for col in ("time", "capability", "from", "to", "result", "ms", "tries"):
+        t.add_column(col)
+    for r in traces:
+        t.add_row(r["ts"], r["capability"], short_of(r["from_node"]), "local" if r["is_local"] and r["from_node"] == r["to_node"] else short_of(r["to_node"]),
+                  r["result"], f"{r['ms']:.1f}", str(r["attempts"]))
+    console.print(t)
+
+
+@command("add", group=member_app)
+def member_add_cmd(
+    node_id: Annotated[str, typer.Argument(metavar="NODE_ID", help="Full node id of the new member (hearthnet id on that box).")],
+    level: Annotated[str, typer.Option("--level", help="member or trusted.")] = "member",
+    name: Annotated[str, typer.Option("--name", help="Display name for the member list.")] = "",
+    json_out: JsonOpt = False,
+) -> None:
+    """Add a node to the community (needs the community root key: run on the anchor)."""
+    from hearthnet.community.membership import add_member
+
+    res = add_member(home(), node_id, level, name)
+    if json_out:
+        emit_json(res)
+    elif res["already_member"]:
+        print(f"{short_of(node_id)} is already a member ({res['level']})")
+    else:
+        print(f"added {short_of(node_id)} as {level} (event {res['event_id']}); on that box run: hearthnet join URL-OF-THIS-NODE")
+
+
+@command("list", group=member_app)
+def member_list_cmd(json_out: JsonOpt = False) -> None:
+    """List members and revocations from the local log."""
+    h = home()
+    with h.open_log() as log:
+        st = log.membership
+        rows = [{"node_id": m.node_id, "level": st.level_of(m.node_id), "display_name": m.display_name, "added_at": m.added_at,
+                 "revoked": m.node_id in st.revoked} for m in st.members.values()]
+    if json_out:
+        emit_json(rows)
+        return
+    t = Table(show_header=True, header_style="bold", box=None)
+    for col in ("member", "level", "name", "added", "revoked"):
+        t.add_column(col)
+    for r in sorted(rows, key=lambda r: r["added_at"]):
+        t.add_row(short_of(r["node_id"]), r["level"], r["display_name"], r["added_at"], "yes" if r["revoked"] else "")
+    console.print(t)
+
+
+@command("join")
+def join_cmd(
+    url: Annotated[str, typer.Argument(help="URL of a member node, e.g. https://10.0.0.2:7080")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Join a community from a member node: verify its manifest, sync the log."""
+    from hearthnet.community.membership import join
+
+    res = asyncio.run(join(home(), url))
+    if json_out:
+        emit_json(res.__dict__)
+    else:
+        print(f"{'synced with' if res.already_joined else 'joined'} {res.name} ({res.community_id}): {res.events} events, this node is {res.level}")

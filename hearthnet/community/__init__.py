@@ -1,0 +1,1 @@
+"""Onboarding and trust: adding members and joining a community (no UI imports)."""
