@@ -290,13 +290,14 @@ class Node:
     def stop(self) -> None:
         self._stop.set()
 
-    async def serve(self) -> None:
+    async def serve(self, *, handle_signals: bool = True) -> None:
         from hearthnet.transport.server import build_app
 
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.stop)
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, self.stop)
         self.log.add_listener(lambda ev: loop.call_soon_threadsafe(
             self.pubsub.publish, "events", {"event_id": ev.event_id, "event_type": ev.event_type, "author": ev.author, "lamport": ev.lamport}))
         ssl_kw: dict[str, Any] = {}
@@ -332,6 +333,13 @@ class Node:
         for t in loops:
             t.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
+        # Idle keep-alive TLS connections wait for the peer's close_notify, which an
+        # idle peer never sends: give requests in flight a moment, then drop the rest.
+        with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
+            await asyncio.wait_for(asyncio.shield(server_task), 1.0)
+        for conn in list(self._server.server_state.connections):
+            with contextlib.suppress(Exception):
+                conn.transport.abort()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(server_task, 10)
         stop_task.cancel()

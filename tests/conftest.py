@@ -2,37 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import sys
-import threading
 from pathlib import Path
 
 import pytest
+from eventgen import Chain, seeded_key
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from eventgen import Chain, seeded_key  # noqa: E402
-
-from hearthnet.events.log import EventLog  # noqa: E402
-from hearthnet.identity import keys  # noqa: E402
-from hearthnet.identity.community import genesis_data  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No test reads the developer's own data dir or HEARTHNET_* settings."""
-    for k in list(os.environ):
-        if k.startswith("HEARTHNET_"):
-            monkeypatch.delenv(k)
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-
-
-@pytest.fixture(autouse=True)
-def _no_thread_leaks():
-    before = set(threading.enumerate())
-    yield
-    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
-    assert not leaked, f"test leaked threads: {leaked}"
+from hearthnet.events.log import EventLog
+from hearthnet.identity import keys
+from hearthnet.identity.community import genesis_data
 
 
 @pytest.fixture

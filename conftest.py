@@ -1,0 +1,30 @@
+"""Fixtures for every test (unit and integration): isolation and leak checks."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+# Test helpers (eventgen, gen_doc_tables) live in tests/.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the developer's own data dir or HEARTHNET_* settings."""
+    for k in list(os.environ):
+        if k.startswith("HEARTHNET_"):
+            monkeypatch.delenv(k)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+
+
+@pytest.fixture(autouse=True)
+def _no_thread_leaks():
+    before = set(threading.enumerate())
+    yield
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
+    assert not leaked, f"test leaked threads: {leaked}"
