@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import statistics
@@ -87,6 +88,9 @@ class Node:
         self.metrics = Metrics(cfg.observability.metrics_enabled)
         self.bus = CapabilityBus(self.node_id, cfg.bus, trace_size=cfg.observability.trace_ring_buffer, metrics=self.metrics)
         self.bus.register_service(DiagService(self.node_id))
+        self.boot = secrets.token_urlsafe(8)
+        self.revision = 0
+        self.bus.registry.add_listener(self._registry_changed)
         run_dir = cfg.data_dir / "run"
         self.nonces = NonceStore(run_dir / "nonces.db", keep_seconds=2 * cfg.transport.clock_skew_seconds + 60)
         t = cfg.transport
@@ -112,6 +116,10 @@ class Node:
         for url in self._saved_peers():
             self.peers.seen(url, "join")
 
+    def _registry_changed(self, ev: Any) -> None:
+        if ev.entry.is_local:
+            self.revision += 1
+
     # --- identity documents ----------------------------------------------------------
     def node_manifest(self) -> Signed:
         caps = [CapabilitySpec(**e.spec) for e in self.bus.registry.all_local()]
@@ -127,6 +135,8 @@ class Node:
             uptime_seconds=int(time.monotonic() - self.started),
             load={"in_flight": float(sum(e.in_flight for e in self.bus.registry.all_local()))},
             tls_fingerprint=self.tls_fingerprint,
+            boot=self.boot,
+            revision=self.revision,
         )
 
     def community_manifest(self) -> Signed:
@@ -240,6 +250,9 @@ class Node:
         if m.node_id == self.node_id:
             self.peers.remove(url)  # our own address (announced back to us)
             return
+        known = self.peers.by_node(m.node_id)
+        if known is not None and known.manifest is not None and known.manifest.boot == m.boot and known.manifest.revision > m.revision:
+            return  # an older manifest that arrived late (two refreshes overlapped): keep the newer
         rec = self.peers.verified(url, m)
         added, removed = self.bus.registry.update_peer(m.node_id, rec.url, [c.model_dump() for c in m.capabilities])
         if added or removed:

@@ -62,6 +62,10 @@ class NodeManifest(_M):
     uptime_seconds: int = Field(ge=0)
     load: dict[str, float]
     tls_fingerprint: str | None = None  # sha256 of the transport certificate peers must pin
+    # Orders manifests of one node: `boot` changes at each start, `revision` with each
+    # change of its capabilities, so a late-arriving older manifest is not applied.
+    boot: str = ""
+    revision: int = Field(0, ge=0)
     issued_at: str
     expires_at: str
 
@@ -81,6 +85,8 @@ def build_node_manifest(
     uptime_seconds: int,
     load: dict[str, float],
     tls_fingerprint: str | None = None,
+    boot: str = "",
+    revision: int = 0,
     ttl_seconds: int = C.MANIFEST_TTL_SECONDS,
 ) -> Signed:
     now = clock.now()
@@ -96,6 +102,8 @@ def build_node_manifest(
         uptime_seconds=uptime_seconds,
         load=load,
         tls_fingerprint=tls_fingerprint,
+        boot=boot,
+        revision=revision,
         issued_at=clock.iso(now),
         expires_at=clock.iso(now + ttl_seconds),
     )

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from hearthnet.bus.capability import CapabilityDescriptor
+from hearthnet.bus.router import RouteRequest
 from hearthnet.errors import HearthNetError
 
 ONLY = CapabilityDescriptor(
@@ -55,13 +56,14 @@ def test_call_from_a_is_served_by_c(mesh):
 
 def test_failover_to_next_node_when_first_is_down(mesh):
     async def scenario(m):
-        a, b, c = await m.create(3)
+        # Slow manifest refresh: a must not learn that b is gone before the call does.
+        a, b, c = await m.create(3, extra={"discovery": {"manifest_refresh_seconds": 60}})
         for n in (b, c):
             _serve_where(n)
         await m.link()
         # Make b the first choice, then take it down without a's registry knowing.
         a.bus.health.record(c.node_id, "test.where", success=True, latency_ms=500)
-        assert a.bus.router.rank(__import__("hearthnet.bus.router", fromlist=["RouteRequest"]).RouteRequest("test.where", (1, 0)))[0].node_id == b.node_id
+        assert a.bus.router.rank(RouteRequest("test.where", (1, 0)))[0].node_id == b.node_id
         await m.stop(1)
         t0 = time.monotonic()
         out = await a.bus.call("test.where", (1, 0), {}, timeout=10)
@@ -108,8 +110,8 @@ def test_schema_error_from_remote_is_not_retried(mesh):
         a.bus.registry.deregister_local("echo.ping", (1, 0))
         with pytest.raises(HearthNetError) as e:
             await a.bus.call("echo.ping", (1, 0), {"message": 42}, timeout=5)
-        assert e.value.code == "schema_invalid"
-        assert a.bus.trace.recent(1)[-1].attempts == 1
+        assert e.value.code == "schema_invalid", [t.as_dict() for t in a.bus.trace.recent(5)]
+        assert a.bus.trace.recent(1)[-1].attempts == 1, [t.as_dict() for t in a.bus.trace.recent(5)]
 
     mesh.run(scenario)
 
