@@ -87,6 +87,7 @@ class BusConfig(_Section):
     health_window_calls: int = Field(C.HEALTH_WINDOW_CALLS, ge=1, description="Calls remembered per (node, capability).")
     quarantine_threshold: float = Field(C.HEALTH_QUARANTINE_THRESHOLD, ge=0, le=1, description="Success rate below which a node is quarantined.")
     quarantine_seconds: int = Field(C.HEALTH_QUARANTINE_SECONDS, ge=1, description="How long a quarantine lasts.")
+    disabled: list[str] = Field(default_factory=list, description="Capability names this node does not offer (e.g. echo.ping); it still calls them on peers.")
 
 
 class LlmBackendConfig(_Section):

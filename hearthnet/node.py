@@ -88,6 +88,9 @@ class Node:
         self.metrics = Metrics(cfg.observability.metrics_enabled)
         self.bus = CapabilityBus(self.node_id, cfg.bus, trace_size=cfg.observability.trace_ring_buffer, metrics=self.metrics)
         self.bus.register_service(DiagService(self.node_id))
+        for e in list(self.bus.registry.all_local()):
+            if e.name in cfg.bus.disabled:
+                self.bus.registry.deregister_local(e.name, e.version)
         self.boot = secrets.token_urlsafe(8)
         self.revision = 0
         self.bus.registry.add_listener(self._registry_changed)
@@ -228,7 +231,13 @@ class Node:
             await pin_first_contact(self.client, url)
         doc = await self.client.get(url, "/manifest", signed=False, timeout=5)
         rtt = (time.perf_counter() - t0) * 1000
-        m = verify_node_manifest(doc, community_id=self.community_id, now=None)
+        # Fetched live from the node itself, so judge expiry by the node's own clock:
+        # a box whose clock runs ahead must still be able to learn the mesh time.
+        try:
+            issued = clock.parse_iso(json.loads(doc["payload"])["issued_at"])
+        except (KeyError, TypeError, ValueError, HearthNetError):
+            issued = None
+        m = verify_node_manifest(doc, community_id=self.community_id, now=issued)
         if url.startswith("https://"):
             pin = self.pins.get(_origin(url))
             if pin is None or m.tls_fingerprint != pin["fingerprint"] or pin["node_id"] != m.node_id:

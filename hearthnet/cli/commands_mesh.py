@@ -18,7 +18,7 @@ from hearthnet.home import Home
 from hearthnet.identity.canonical import parse_json
 from hearthnet.identity.keys import short_of
 from hearthnet.transport.client import TransportClient
-from hearthnet.transport.tls import PinStore
+from hearthnet.transport.local import run_with_node
 
 console = make_console()
 NodeOpt = Annotated[Optional[str], typer.Option("--node", help="URL of the node to talk to (default: the running node of the data dir).")]
@@ -28,44 +28,9 @@ member_app = typer.Typer(help="Community membership.", no_args_is_help=True)
 app.add_typer(member_app, name="member")
 
 
-def _node_url(h: Home, node: str | None) -> str:
-    if node:
-        return node.rstrip("/")
-    from hearthnet.node import read_run_file
-
-    info = read_run_file(h.data_dir)
-    if info is None:
-        raise HearthNetError("no_node", f"no running node for {h.data_dir} (start one: hearthnet run), or pass --node URL")
-    return str(info["url"])
-
-
 def _with_client(h: Home, node: str | None, fn: Callable[[TransportClient, str], Awaitable[T]]) -> T:
     """Run fn(client, url) against the node, signed with this data dir's node key."""
-
-    async def go() -> T:
-        from hearthnet.node import pin_first_contact
-
-        url = _node_url(h, node)
-        pins = PinStore(h.data_dir / "pins.json")
-        kp = h.identity()
-        own = h.data_dir / "tls" / "cert.pem"
-        if url.startswith("https://") and node is None and own.exists():
-            from hearthnet.node import _origin
-
-            pins.pin(_origin(url), kp.node_id, own.read_text())  # our own node: its certificate is on disk
-        client = TransportClient(kp, h.community_id or "", pins, timeout=h.config.transport.rpc_timeout_seconds)
-        try:
-            if url.startswith("https://"):
-                await pin_first_contact(client, url)
-            return await fn(client, url)
-        except HearthNetError as exc:
-            if exc.code == "partition" and node is None:
-                raise HearthNetError("no_node", f"the node at {url} does not answer ({exc.message})") from None
-            raise
-        finally:
-            await client.close()
-
-    return asyncio.run(go())
+    return run_with_node(h, node, fn)
 
 
 @command("run")

@@ -154,6 +154,68 @@ def _clock(home: Home) -> CheckResult:
     return CheckResult("clock_sanity", True, clock.iso(now))
 
 
+def _running(home: Home, path: str) -> dict | None:
+    """GET `path` from the running node of this data dir, or None when none runs.
+
+    /health is read unsigned (it is public), so a node whose clock is far off,
+    which refuses signed requests as stale, can still say what is wrong."""
+    from hearthnet.node import read_run_file
+    from hearthnet.transport.local import run_with_node
+
+    if read_run_file(home.data_dir) is None:
+        return None
+    return run_with_node(home, None, lambda c, u: c.get(u, path, timeout=5, signed=path != "/health"))
+
+
+@register("transport_port")
+def _transport(home: Home) -> CheckResult:
+    import socket
+
+    health = _running(home, "/health")
+    if health is not None:
+        return CheckResult("transport_port", True, f"node answers at {read_url(home)}")
+    t = home.config.transport
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((t.host, t.port))
+        except OSError as exc:
+            return CheckResult("transport_port", False, f"{t.host}:{t.port} is taken ({exc.strerror}) and no node of this data dir runs",
+                               "stop what uses the port or set transport.port")
+    return CheckResult("transport_port", True, f"node not running; {t.host}:{t.port} is free")
+
+
+@register("at_least_one_capability")
+def _caps(home: Home) -> CheckResult:
+    caps = _running(home, "/caps")
+    if caps is None:
+        return CheckResult("at_least_one_capability", True, "node not running (checked when it runs)")
+    n = len(caps["capabilities"])
+    local = sum(1 for c in caps["capabilities"] if c["local"])
+    return CheckResult("at_least_one_capability", n > 0, f"{n} routable ({local} local)", None if n else "enable a service or join peers")
+
+
+@register("mesh_clock")
+def _mesh_clock(home: Home) -> CheckResult:
+    health = _running(home, "/health")
+    if health is None:
+        return CheckResult("mesh_clock", True, "node not running (checked when it runs)")
+    if health.get("clock_warning"):
+        return CheckResult("mesh_clock", False, health["clock_warning"] + " — peers reject its signed requests",
+                           "set the time, or enable transport.learn_time_from_peers")
+    off = health.get("clock_offset_to_peers")
+    applied = health.get("clock_offset_applied") or 0
+    detail = "no peers to compare with" if off is None else f"{off:+.1f}s from the peers' median"
+    return CheckResult("mesh_clock", True, detail + (f" (corrected by {applied:+.0f}s learnt from peers)" if applied else ""))
+
+
+def read_url(home: Home) -> str:
+    from hearthnet.node import read_run_file
+
+    info = read_run_file(home.data_dir) or {}
+    return str(info.get("url", "?"))
+
+
 def render_json(results: list[CheckResult]) -> str:
     return json.dumps({"ok": all(r.ok for r in results), "checks": [r.as_dict() for r in results]}, indent=2)
 

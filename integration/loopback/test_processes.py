@@ -1,0 +1,191 @@
+"""Real `hearthnet run` processes on loopback, driven through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+HN = [sys.executable, "-m", "hearthnet"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli(d: Path, *args: str, env: dict[str, str] | None = None, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+    p = subprocess.run([*HN, "--data-dir", str(d), *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    if check and p.returncode != 0:
+        raise AssertionError(f"hearthnet {' '.join(args)} -> {p.returncode}: {p.stderr}")
+    return p
+
+
+class Procs:
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, d: Path, port: int, peers: list[int], extra_env: dict[str, str] | None = None, prefix: list[str] | None = None) -> subprocess.Popen:
+        env = {
+            **os.environ,
+            "HEARTHNET_DISCOVERY__MANIFEST_REFRESH_SECONDS": "0.5",
+            "HEARTHNET_EVENTS__SYNC_INTERVAL_SECONDS": "0.5",
+            "HEARTHNET_DISCOVERY__MDNS_ENABLED": "false",
+            "HEARTHNET_DISCOVERY__UDP_ENABLED": "false",
+            "HEARTHNET_DISCOVERY__STATIC_PEERS": json.dumps([f"https://127.0.0.1:{p}" for p in peers]),
+            **(extra_env or {}),
+        }
+        cmd = (prefix or HN) + ["--data-dir", str(d), "run", "--host", "127.0.0.1", "--port", str(port)]
+        p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(d / "run.log", "w"))
+        self.procs.append(p)
+        deadline = time.monotonic() + 30
+        while not (d / "run" / "node.json").exists():
+            if p.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"node did not start: {(d / 'run.log').read_text()}")
+            time.sleep(0.05)
+        return p
+
+    def stop_all(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+@pytest.fixture
+def procs():
+    p = Procs()
+    yield p
+    p.stop_all()
+
+
+def _wait(pred, seconds=20):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.2)
+    raise AssertionError("condition not reached in time")
+
+
+def test_three_processes_route_and_replicate(tmp_path, procs):
+    dirs = [tmp_path / f"p{i}" for i in range(3)]
+    ports = [free_port() for _ in dirs]
+    cli(dirs[0], "init", "--create-community", "Procdorf")
+    for d in dirs[1:]:
+        cli(d, "init")
+    procs.start(dirs[0], ports[0], ports[1:])
+    for d in dirs[1:]:
+        nid = json.loads(cli(d, "id", "--json").stdout)["node_id"]
+        cli(dirs[0], "member", "add", nid)
+        cli(d, "join", f"https://127.0.0.1:{ports[0]}")
+    # node 1 does not offer echo.ping itself: its calls must be served by a peer
+    procs.start(dirs[1], ports[1], [ports[0], ports[2]], {"HEARTHNET_BUS__DISABLED": '["echo.ping"]'})
+    procs.start(dirs[2], ports[2], [ports[0], ports[1]])
+    me = json.loads(cli(dirs[1], "id", "--json").stdout)["node_id"]
+
+    def routed():
+        p = cli(dirs[1], "call", "echo.ping@1.0", "--body", '{"message": "via the mesh"}', check=False)
+        return p.returncode == 0 and json.loads(p.stdout)["node_id"] != me
+
+    _wait(routed)
+    caps = json.loads(cli(dirs[1], "caps", "--json", "--name", "echo.ping").stdout)
+    assert {c["local"] for c in caps} == {False} and len(caps) == 2
+    stream = cli(dirs[1], "call", "echo.count@1.0", "--body", '{"n": 40}', "--stream").stdout.splitlines()
+    assert len(stream) == 41 and json.loads(stream[-1])["event"] == "done"
+    trace = json.loads(cli(dirs[1], "trace", "--json").stdout)
+    assert any(t["capability"] == "echo.ping" and t["result"] == "ok" and not t["is_local"] for t in trace)
+    status = json.loads(cli(dirs[1], "status", "--json").stdout)
+    assert sum(1 for p in status["peers"] if p["verified"]) == 2
+    # An event written through node 2's log reaches the others by sync.
+    from hearthnet.home import Home
+
+    h2 = Home.open(dirs[2])
+    with h2.open_log() as log:
+        ev = log.append_local("market.post.created", {"title": "bread"}, h2.identity())
+
+    def everywhere():
+        return all(any(e["event_id"] == ev.event_id for e in json.loads(cli(d, "log", "--json").stdout)) for d in dirs)
+
+    _wait(everywhere)
+
+
+def test_sigterm_is_a_clean_shutdown(tmp_path, procs):
+    d = tmp_path / "solo"
+    cli(d, "init", "--create-community", "Solo")
+    p = procs.start(d, free_port(), [])
+    assert json.loads(cli(d, "status", "--json").stdout)["level"] == "anchor"
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=15) == 0
+    assert not (d / "run" / "node.json").exists()
+    log = (d / "run.log").read_text()
+    assert '"node stopped"' in log and "Traceback" not in log
+    assert cli(d, "log", "--verify").returncode == 0
+    p2 = cli(d, "status", check=False)
+    assert p2.returncode == 3 and p2.stderr.startswith("error[no_node]")
+
+
+def test_node_with_a_wrong_clock_learns_the_mesh_time(tmp_path, procs):
+    a, b = tmp_path / "a", tmp_path / "b"
+    pa, pb = free_port(), free_port()
+    cli(a, "init", "--create-community", "Clockdorf")
+    cli(b, "init")
+    procs.start(a, pa, [pb])
+    cli(a, "member", "add", json.loads(cli(b, "id", "--json").stdout)["node_id"])
+    cli(b, "join", f"https://127.0.0.1:{pa}")
+    # b's box thinks it is an hour earlier (a Pi without a hardware clock).
+    skewed = [sys.executable, "-c", "import sys; import hearthnet.clock as c; c.set_offset(-3600); from hearthnet.cli import main; sys.argv[0]='hearthnet'; main()"]
+    procs.start(b, pb, [pa], prefix=skewed)
+
+    from hearthnet.clock import parse_iso
+
+    def corrected():
+        # Answering at all means b accepts the CLI's (correct) timestamps again.
+        h = json.loads(cli(b, "status", "--json", check=False).stdout or "{}")
+        return "time" in h and abs(parse_iso(h["time"]) - time.time()) < 30
+
+    # The status call itself is signed by the CLI's (correct) clock; b learns from a's manifest.
+    _wait(corrected, 30)
+    with_a = json.loads(cli(a, "status", "--json").stdout)
+
+    def b_synced():
+        return any(p["verified"] for p in json.loads(cli(b, "status", "--json").stdout)["peers"])
+
+    _wait(b_synced, 30)
+    assert with_a["clock_warning"] is None
+    assert '"clock corrected from peers"' in (b / "run.log").read_text()
+
+
+def test_node_that_may_not_correct_its_clock_says_so(tmp_path, procs):
+    a, b = tmp_path / "a", tmp_path / "b"
+    pa, pb = free_port(), free_port()
+    cli(a, "init", "--create-community", "Clockdorf")
+    cli(b, "init")
+    procs.start(a, pa, [pb])
+    cli(a, "member", "add", json.loads(cli(b, "id", "--json").stdout)["node_id"])
+    cli(b, "join", f"https://127.0.0.1:{pa}")
+    skewed = [sys.executable, "-c", "import sys; import hearthnet.clock as c; c.set_offset(-3600); from hearthnet.cli import main; sys.argv[0]='hearthnet'; main()"]
+    procs.start(b, pb, [pa], {"HEARTHNET_TRANSPORT__LEARN_TIME_FROM_PEERS": "false"}, prefix=skewed)
+
+    def warned():
+        doc = cli(b, "doctor", "--json", "--check", "mesh_clock", check=False)
+        check = json.loads(doc.stdout)["checks"][0]
+        return not check["ok"] and "peers" in check["detail"]
+
+    _wait(warned, 30)
+    # Its signed API refuses the (correct) CLI clock, and says why in one line.
+    p = cli(b, "status", check=False)
+    assert p.returncode == 4 and p.stderr.startswith("error[stale_timestamp]")
