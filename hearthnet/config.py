@@ -77,6 +77,7 @@ class DiscoveryConfig(_Section):
     udp_enabled: bool = Field(True, description="UDP multicast announcements as the mDNS fallback.")
     udp_multicast_group: str = Field(C.DISCOVERY_UDP_MULTICAST_GROUP, description="Multicast group for UDP announcements.")
     udp_port: int = Field(C.DISCOVERY_UDP_PORT, ge=1, le=65535, description="UDP announcement port.")
+    udp_interval_seconds: float = Field(C.DISCOVERY_UDP_INTERVAL_STABLE_SECONDS, gt=0, description="Seconds between UDP announcements once started (the first few come faster).")
     static_peers: list[str] = Field(default_factory=list, description="Peer URLs to contact without discovery.")
     manifest_refresh_seconds: float = Field(C.MANIFEST_REPUBLISH_INTERVAL_SECONDS, gt=0, description="Seconds between fetching each peer's manifest (and republishing ours).")
 

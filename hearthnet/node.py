@@ -114,6 +114,9 @@ class Node:
         self.clock_offsets: dict[str, float] = {}
         self._stop = asyncio.Event()
         self._server: _Server | None = None
+        self._bg: set[asyncio.Task[Any]] = set()
+        self.mdns: Any = None
+        self.udp: Any = None
         for url in cfg.discovery.static_peers:
             self.peers.seen(url, "static")
         for url in self._saved_peers():
@@ -122,11 +125,35 @@ class Node:
     def _registry_changed(self, ev: Any) -> None:
         if ev.entry.is_local:
             self.revision += 1
+            self._republish()
+
+    def _republish(self) -> None:
+        """Tell the LAN our manifest changed (peers fetch it again)."""
+        with contextlib.suppress(RuntimeError):
+            loop = asyncio.get_running_loop()
+            if self.udp is not None:
+                self.udp.announce()
+            if self.mdns is not None:
+                loop.create_task(self.mdns.update(self.revision))
+
+    def _discovered(self, source: str) -> Any:
+        def on_peer(url: str, node_id: str, rev: int) -> bool:
+            if node_id == self.node_id:
+                return False
+            rec, new = self.peers.seen(url, source, node_id)
+            stale = rec.manifest is None or rec.manifest.revision != rev
+            if new or stale:
+                t = asyncio.get_running_loop().create_task(self.refresh_peer(rec.url))
+                self._bg.add(t)
+                t.add_done_callback(self._bg.discard)
+            return new
+
+        return on_peer
 
     # --- identity documents ----------------------------------------------------------
     def node_manifest(self) -> Signed:
         caps = [CapabilitySpec(**e.spec) for e in self.bus.registry.all_local()]
-        host = self.config.transport.advertise_host or (local_address() if self.host in ("0.0.0.0", "::") else self.host)
+        host = self.advertised_host()
         return build_node_manifest(
             self.kp,
             community_id=self.community_id,
@@ -262,7 +289,10 @@ class Node:
         known = self.peers.by_node(m.node_id)
         if known is not None and known.manifest is not None and known.manifest.boot == m.boot and known.manifest.revision > m.revision:
             return  # an older manifest that arrived late (two refreshes overlapped): keep the newer
+        first = known is None or known.manifest is None
         rec = self.peers.verified(url, m)
+        if first:
+            self.logger.info("peer verified", extra={"peer": m.node_id, "url": rec.url, "source": rec.source, "peers": len(self.peers.live())})
         added, removed = self.bus.registry.update_peer(m.node_id, rec.url, [c.model_dump() for c in m.capabilities])
         if added or removed:
             self.pubsub.publish("capabilities", {"node_id": m.node_id, "added": added, "removed": removed})
@@ -338,6 +368,7 @@ class Node:
             await asyncio.sleep(0.01)
         if server_task.done():
             server_task.result()
+        await self._start_discovery()
         self.ready = True
         self._write_run_file()
         self.logger.info("node started", extra={"url": self.url, "node_id": self.node_id, "community_id": self.community_id})
@@ -353,9 +384,10 @@ class Node:
         for flow in list(self.flows.values()):
             flow.cancelled.set()
         self._server.should_exit = True
-        for t in loops:
+        for t in [*loops, *self._bg]:
             t.cancel()
-        await asyncio.gather(*loops, return_exceptions=True)
+        await asyncio.gather(*loops, *self._bg, return_exceptions=True)
+        await self._stop_discovery()
         # Idle keep-alive TLS connections wait for the peer's close_notify, which an
         # idle peer never sends: give requests in flight a moment, then drop the rest.
         with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
@@ -371,6 +403,42 @@ class Node:
         self.log.close()
         self._remove_run_file()
         self.logger.info("node stopped")
+
+    def advertised_host(self) -> str:
+        return self.config.transport.advertise_host or (local_address() if self.host in ("0.0.0.0", "::") else self.host)
+
+    async def _start_discovery(self) -> None:
+        from hearthnet.discovery.mdns import MdnsDiscovery
+        from hearthnet.discovery.udp import UdpDiscovery
+
+        d = self.config.discovery
+        host = self.advertised_host()
+        scheme = "https" if self.tls else "http"
+        if d.mdns_enabled:
+            self.mdns = MdnsDiscovery(node_id=self.node_id, short_id=self.kp.short_id, community_id=self.community_id,
+                                      profile=self.config.identity.profile, host=host, port=self.port, scheme=scheme,
+                                      on_peer=self._discovered("mdns"))
+            try:
+                await self.mdns.start()
+            except HearthNetError as exc:
+                self.logger.warning("mDNS disabled", extra={"reason": exc.message})
+                self.mdns = None
+        if d.udp_enabled:
+            self.udp = UdpDiscovery(node_id=self.node_id, community_id=self.community_id, profile=self.config.identity.profile,
+                                    url=f"{scheme}://{host}:{self.port}", group=d.udp_multicast_group, port=d.udp_port,
+                                    on_peer=self._discovered("udp"), interval=d.udp_interval_seconds, revision=lambda: self.revision)
+            try:
+                await self.udp.start()
+            except OSError as exc:
+                self.logger.warning("UDP discovery disabled", extra={"reason": str(exc)})
+                self.udp = None
+
+    async def _stop_discovery(self) -> None:
+        for part in (self.mdns, self.udp):
+            if part is not None:
+                with contextlib.suppress(Exception):
+                    await part.stop()
+        self.mdns = self.udp = None
 
     def _write_run_file(self) -> None:
         info = {"pid": os.getpid(), "url": self.url, "port": self.port, "node_id": self.node_id, "tls_fingerprint": self.tls_fingerprint}

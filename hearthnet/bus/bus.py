@@ -257,7 +257,9 @@ class CapabilityBus:
                 self._record(entry, trace_id, t0, exc.code, attempt, frames)
                 if frames == 0:
                     raise
-                code = "partition" if exc.code in RETRYABLE else exc.code
+                # A node lost mid-stream is a partition; the caller's own deadline is a timeout.
+                out_of_time = exc.code == "timeout" and time.monotonic() >= deadline - 0.05
+                code = "timeout" if out_of_time else ("partition" if exc.code in RETRYABLE else exc.code)
                 yield {"event": "error", "data": {"code": code, "message": f"{entry.node_id[:20]}… failed mid-stream: {exc.message}"}}
                 return
             finally:

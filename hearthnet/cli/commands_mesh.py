@@ -114,16 +114,21 @@ def call_cmd(
     async def unary(c: TransportClient, u: str) -> Any:
         return await c.call_remote(u, name, ver, payload, timeout=timeout, trace_id="", session_id=None, route=True)
 
-    async def streamed(c: TransportClient, u: str) -> None:
+    async def streamed(c: TransportClient, u: str) -> dict[str, Any] | None:
         async for frame in c.stream_remote(u, name, ver, payload, timeout=timeout, trace_id="", session_id=None, route=True):
             sys.stdout.write(json.dumps(frame, ensure_ascii=False) + "\n")
             sys.stdout.flush()
             if frame["event"] == "error":
-                d = frame["data"]
-                raise HearthNetError(d.get("code", "internal") if d.get("code") in _codes() else "internal", d.get("message", "stream failed"))
+                return frame["data"]
+        return None
 
     if stream:
-        _with_client(h, node, streamed)
+        # The stream's own error frame is raised here, after talking to the node, so it is
+        # not mistaken for the node being unreachable.
+        err = _with_client(h, node, streamed)
+        if err is not None:
+            code = err.get("code") if err.get("code") in _codes() else "internal"
+            raise HearthNetError(code, err.get("message", "stream failed"))
     else:
         emit_json(_with_client(h, node, unary))
 
