@@ -99,7 +99,8 @@ class CapabilityBus:
             res = entry.handler(body, ctx)  # type: ignore[misc]
             if not asyncio.iscoroutine(res):
                 raise HearthNetError("bad_request", f"{d.name} answers only as a stream (use stream)")
-            out = await asyncio.wait_for(res, timeout=min(ctx.remaining, d.timeout_seconds))
+            async with asyncio.timeout(min(ctx.remaining, d.timeout_seconds)):  # no extra task, unlike wait_for
+                out = await res
         except (asyncio.TimeoutError, TimeoutError):
             raise HearthNetError("timeout", f"{d.name} did not answer within its deadline") from None
         finally:

@@ -15,6 +15,15 @@ class Health:
     results: deque[tuple[bool, float]]
     quarantined_until: float = 0.0
     quarantines: int = 0
+    _sorted: list[float] | None = None  # successful latencies, sorted; None when stale
+
+    def add(self, ok: bool, ms: float) -> None:
+        self.results.append((ok, ms))
+        self._sorted = None
+
+    def clear(self) -> None:
+        self.results.clear()
+        self._sorted = None
 
     @property
     def success_rate(self) -> float:
@@ -23,7 +32,9 @@ class Health:
         return sum(1 for ok, _ in self.results if ok) / len(self.results)
 
     def percentile(self, q: float) -> float | None:
-        lat = sorted(ms for ok, ms in self.results if ok)
+        if self._sorted is None:  # routing asks on every call; sort once per change
+            self._sorted = sorted(ms for ok, ms in self.results if ok)
+        lat = self._sorted
         if not lat:
             return None
         return lat[min(len(lat) - 1, int(q * len(lat)))]
@@ -46,7 +57,7 @@ class HealthTracker:
 
     def record(self, node_id: str, capability: str, *, success: bool, latency_ms: float) -> None:
         h = self.get(node_id, capability)
-        h.results.append((success, latency_ms))
+        h.add(success, latency_ms)
         now = time.monotonic()
         if h.quarantined_until <= now and len(h.results) >= MIN_SAMPLES and h.success_rate < self.threshold:
             h.quarantined_until = now + self.quarantine_seconds
@@ -61,7 +72,7 @@ class HealthTracker:
             return True
         # Released: start from a clean window so old failures do not re-quarantine at once.
         h.quarantined_until = 0.0
-        h.results.clear()
+        h.clear()
         return False
 
     def snapshot(self) -> dict[str, dict[str, float | None]]:

@@ -71,7 +71,7 @@ class Router:
 
     def rank(self, req: RouteRequest) -> list[CapabilityEntry]:
         usable, _ = self.candidates(req)
-        ranked = sorted(usable, key=lambda e: (score(e, self.health), e.node_id))
+        ranked = usable if len(usable) < 2 else sorted(usable, key=lambda e: (score(e, self.health), e.node_id))
         if self.prefer_local:
             local = [e for e in ranked if e.is_local and e.load < self.local_load_threshold]
             ranked = local[:1] + [e for e in ranked if e not in local[:1]]

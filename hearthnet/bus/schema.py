@@ -1,9 +1,17 @@
-"""JSON Schema validation of requests, responses and stream frames (jsonschema, Draft 2020-12)."""
+"""JSON Schema validation of requests, responses and stream frames.
+
+Every call is checked twice (request and response), so the check runs as code
+compiled by fastjsonschema; only when that says "invalid" does jsonschema
+(Draft 2020-12) produce the message and the failing path. Schemas that
+fastjsonschema cannot compile are checked by jsonschema alone.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import fastjsonschema
 import jsonschema
 from jsonschema import Draft202012Validator
 
@@ -13,19 +21,30 @@ from hearthnet.errors import HearthNetError
 
 class SchemaValidator:
     def __init__(self) -> None:
-        self._cache: dict[int, Draft202012Validator] = {}
+        self._cache: dict[int, tuple[Draft202012Validator, Callable[[Any], Any] | None]] = {}
 
-    def _validator(self, schema: dict[str, Any]) -> Draft202012Validator:
-        v = self._cache.get(id(schema))
-        if v is None:
+    def _compiled(self, schema: dict[str, Any]) -> tuple[Draft202012Validator, Callable[[Any], Any] | None]:
+        hit = self._cache.get(id(schema))
+        if hit is None:
             Draft202012Validator.check_schema(schema)
-            v = self._cache[id(schema)] = Draft202012Validator(schema)
-        return v
+            try:
+                fast = fastjsonschema.compile(schema)
+            except (fastjsonschema.JsonSchemaDefinitionException, ValueError, TypeError):
+                fast = None
+            hit = self._cache[id(schema)] = (Draft202012Validator(schema), fast)
+        return hit
 
     def _check(self, schema: dict[str, Any] | None, value: Any, what: str) -> None:
         if schema is None:
             return
-        err = jsonschema.exceptions.best_match(self._validator(schema).iter_errors(value))
+        full, fast = self._compiled(schema)
+        if fast is not None:
+            try:
+                fast(value)
+                return
+            except fastjsonschema.JsonSchemaException:
+                pass
+        err = jsonschema.exceptions.best_match(full.iter_errors(value))
         if err is not None:
             path = "/" + "/".join(str(p) for p in err.absolute_path)
             raise HearthNetError("schema_invalid", f"{what} at {path}: {err.message}", path=path)

@@ -80,8 +80,9 @@ class NetnsLab:
         self.sweep()
         sh("ip", "netns", "add", self.sw)
         self.created.append(self.sw)
-        sh("ip", "-n", self.sw, "link", "add", "br0", "type", "bridge")
-        sh("ip", "-n", self.sw, "link", "add", "br1", "type", "bridge")
+        # No IGMP snooping: like a plain village switch, the bridge floods multicast.
+        sh("ip", "-n", self.sw, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
+        sh("ip", "-n", self.sw, "link", "add", "br1", "type", "bridge", "mcast_snooping", "0")
         for br in ("br0", "br1", "lo"):
             sh("ip", "-n", self.sw, "link", "set", br, "up")
         for n in self.nodes:

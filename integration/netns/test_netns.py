@@ -58,6 +58,16 @@ def test_five_nodes_discover_each_other_with_no_configuration(lab_factory):
     assert {p["url"] for p in st["peers"]} == {n.url for n in lab.nodes if n.index != 3}
 
 
+def test_each_discovery_mechanism_works_alone(lab_factory):
+    for off in ("HEARTHNET_DISCOVERY__MDNS_ENABLED", "HEARTHNET_DISCOVERY__UDP_ENABLED"):
+        lab = lab_factory(3)
+        bring_up(lab, lambda i: {off: "false"})
+        wait(lambda: all_see_each_other(lab), 60, f"discovery with {off}=false")
+        sources = {p["source"] for n in lab.nodes for p in lab.status(n)["peers"]}
+        assert sources == ({"udp"} if "MDNS" in off else {"mdns"}), sources
+        lab.close()
+
+
 def test_call_from_a_served_by_c_and_c_killed_mid_stream(lab_factory):
     lab = lab_factory(4)
     only_c = lambda i: {} if i == 2 else {"HEARTHNET_BUS__DISABLED": '["echo.ping", "echo.count"]'}  # noqa: E731
