@@ -74,7 +74,11 @@ class TransportClient:
         if c is None:
             verify: Any = True
             if origin.scheme == "https":
-                verify = self.pins.context_for(key) if self.pins else False
+                # Never talk to a peer over an unverified connection: pin first (pin_first_contact).
+                ctx = self.pins.context_for(key) if self.pins else False
+                if ctx is False:
+                    raise CallError("partition", f"{key}: no pinned certificate yet (first contact not made)")
+                verify = ctx
             c = self._clients[key] = httpx.AsyncClient(
                 base_url=key, verify=verify, timeout=self.timeout, limits=httpx.Limits(max_connections=64, max_keepalive_connections=32)
             )
