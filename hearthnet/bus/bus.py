@@ -27,7 +27,7 @@ from hearthnet.observability.metrics import Metrics
 from hearthnet.types import TRUST_ORDER
 
 # A node failing with one of these has not given an answer: try the next candidate.
-RETRYABLE = frozenset({"partition", "timeout", "capacity_exceeded", "rate_limited", "no_node", "internal", "unhealthy", "not_found"})
+RETRYABLE = frozenset({"partition", "timeout", "capacity_exceeded", "rate_limited", "no_node", "internal", "unhealthy", "not_found", "pin_mismatch"})
 
 
 class RemoteCaller(Protocol):
@@ -140,8 +140,9 @@ class CapabilityBus:
                 await agen.aclose()  # cancellation reaches the handler
 
     # --- calling (routing + failover) -----------------------------------------------
-    def _ranked(self, name: str, version: Version, session_id: str | None, params_filter: Callable[[dict[str, Any]], bool] | None) -> list[CapabilityEntry]:
-        req = RouteRequest(name, version, session_id, params_filter)
+    def _ranked(self, name: str, version: Version, session_id: str | None, params_filter: Callable[[dict[str, Any]], bool] | None,
+                params: dict[str, Any] | None = None) -> list[CapabilityEntry]:
+        req = RouteRequest(name, version, session_id, params_filter, params)
         ranked = self.router.rank(req)
         if not ranked:
             _, quarantined = self.router.candidates(req)
@@ -175,11 +176,12 @@ class CapabilityBus:
         session_id: str | None = None,
         params_filter: Callable[[dict[str, Any]], bool] | None = None,
         trace_id: str | None = None,
+        params: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Call the best node; on a failure that gave no answer, the next one, within the deadline."""
         trace_id = trace_id or str(ULID())
         deadline = time.monotonic() + (timeout or self.config_timeout(name))
-        ranked = self._ranked(name, version, session_id, params_filter)
+        ranked = self._ranked(name, version, session_id, params_filter, params)
         last: HearthNetError | None = None
         for attempt, entry in enumerate(ranked, 1):
             remaining = deadline - time.monotonic()
@@ -220,12 +222,13 @@ class CapabilityBus:
         session_id: str | None = None,
         params_filter: Callable[[dict[str, Any]], bool] | None = None,
         trace_id: str | None = None,
+        params: dict[str, Any] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Frames from the best node. Before the first frame a failure moves to the next
         candidate; after it, the stream ends with one `error` frame (code `partition`)."""
         trace_id = trace_id or str(ULID())
         deadline = time.monotonic() + (timeout or self.config_timeout(name))
-        ranked = self._ranked(name, version, session_id, params_filter)
+        ranked = self._ranked(name, version, session_id, params_filter, params)
         last: HearthNetError | None = None
         for attempt, entry in enumerate(ranked, 1):
             remaining = deadline - time.monotonic()

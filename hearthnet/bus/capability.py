@@ -54,6 +54,18 @@ class CallContext:
         return max(0.0, self.deadline - time.monotonic())
 
 
+def default_params_match(wanted: dict[str, Any], offered: dict[str, Any]) -> bool:
+    """Every wanted key is offered with that value (or, for a list offer, among its values)."""
+    for k, v in wanted.items():
+        o = offered.get(k)
+        if isinstance(o, list) and not isinstance(v, list):
+            if v not in o:
+                return False
+        elif o != v:
+            return False
+    return True
+
+
 # A handler returns a response dict, or (streaming capabilities) an async iterator of
 # frames {"event": "...", "data": {...}}.
 Handler = Callable[[dict[str, Any], CallContext], Awaitable[dict[str, Any]] | AsyncIterator[dict[str, Any]]]
@@ -161,6 +173,7 @@ __all__ = [
     "Version",
     "compatible",
     "compute_schema_hash",
+    "default_params_match",
     "parse_name_at_version",
     "parse_version",
 ]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hearthnet.bus.capability import CapabilityDescriptor, CapabilityEntry, Handler, ParamsPredicate, Version, compatible
+from hearthnet.bus.capability import CapabilityDescriptor, CapabilityEntry, Handler, ParamsPredicate, Version, compatible, default_params_match
 from hearthnet.errors import HearthNetError
 
 
@@ -85,9 +85,19 @@ class Registry:
             self._emit("removed", e)
         return len(gone)
 
-    def find(self, name: str, version_req: Version, params_filter: Callable[[dict[str, Any]], bool] | None = None) -> list[CapabilityEntry]:
+    def find(
+        self,
+        name: str,
+        version_req: Version,
+        params_filter: Callable[[dict[str, Any]], bool] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> list[CapabilityEntry]:
+        """Compatible entries. `params` (what the caller needs, e.g. {"model": ...}) is judged
+        by the entry's own predicate when it registered one, else by default_params_match."""
         with self._lock:
             out = [e for e in self._entries.values() if e.name == name and compatible(e.version, version_req)]
+        if params:
+            out = [e for e in out if (e.params_ok or default_params_match)(params, e.params)]
         if params_filter is not None:
             out = [e for e in out if params_filter(e.params)]
         return out

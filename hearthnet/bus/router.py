@@ -38,6 +38,7 @@ class RouteRequest:
     version: Version
     session_id: str | None = None
     params_filter: Callable[[dict[str, Any]], bool] | None = None
+    params: dict[str, Any] | None = None
 
 
 def score(entry: CapabilityEntry, health: HealthTracker) -> float:
@@ -65,7 +66,7 @@ class Router:
 
     def candidates(self, req: RouteRequest) -> tuple[list[CapabilityEntry], int]:
         """(usable entries, how many were left out as quarantined)."""
-        found = self.registry.find(req.capability, req.version, req.params_filter)
+        found = self.registry.find(req.capability, req.version, req.params_filter, req.params)
         usable = [e for e in found if not self.health.is_quarantined(e.node_id, e.name)]
         return usable, len(found) - len(usable)
 

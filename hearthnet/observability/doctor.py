@@ -6,6 +6,7 @@ CheckResult. A check never raises: a fault becomes a failed result.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
@@ -207,6 +208,39 @@ def _mesh_clock(home: Home) -> CheckResult:
     applied = health.get("clock_offset_applied") or 0
     detail = "no peers to compare with" if off is None else f"{off:+.1f}s from the peers' median"
     return CheckResult("mesh_clock", True, detail + (f" (corrected by {applied:+.0f}s learnt from peers)" if applied else ""))
+
+
+def _multicast_check(name: str, group: str, port: int, enabled: bool, what: str) -> CheckResult:
+    """Can this box join `group` on `port`? Binds and joins only; sends nothing."""
+    import socket
+    import struct
+
+    if not enabled:
+        return CheckResult(name, True, f"{what} disabled in config")
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with contextlib.suppress(AttributeError, OSError):
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        s.bind(("", port))
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, struct.pack("4s4s", socket.inet_aton(group), socket.inet_aton("0.0.0.0")))
+    except OSError as exc:
+        return CheckResult(name, False, f"cannot join {group}:{port}: {exc.strerror or exc}",
+                           "check that an interface is up with a multicast route (ip route add 224.0.0.0/4 dev IFACE)")
+    finally:
+        s.close()
+    return CheckResult(name, True, f"can join {group}:{port}")
+
+
+@register("mdns_socket")
+def _mdns(home: Home) -> CheckResult:
+    return _multicast_check("mdns_socket", "224.0.0.251", 5353, home.config.discovery.mdns_enabled, "mDNS")
+
+
+@register("udp_multicast")
+def _udp(home: Home) -> CheckResult:
+    d = home.config.discovery
+    return _multicast_check("udp_multicast", d.udp_multicast_group, d.udp_port, d.udp_enabled, "UDP discovery")
 
 
 def read_url(home: Home) -> str:

@@ -54,6 +54,8 @@ def _translate(url: str):
     except httpx.TimeoutException:
         raise CallError("timeout", f"{url} did not answer in time") from None
     except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.NetworkError) as exc:
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            raise CallError("pin_mismatch", f"{url} presented a TLS certificate other than the one pinned for it") from None
         raise CallError("partition", f"{url} unreachable: {type(exc).__name__}") from None
     except httpx.HTTPError as exc:
         raise CallError("partition", f"{url}: {type(exc).__name__}: {exc}") from None

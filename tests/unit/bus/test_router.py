@@ -94,3 +94,25 @@ def test_quarantine_and_release(monkeypatch):
     assert not h.is_quarantined("b", "x")  # released, with a clean window
     assert h.get("b", "x").success_rate == 1.0
     assert [x.node_id for x in r.rank(RouteRequest("x", (1, 0)))] == ["b"]
+
+
+def test_params_predicates():
+    from hearthnet.bus.capability import default_params_match
+
+    assert default_params_match({"model": "a"}, {"model": "a", "ctx": 4096})
+    assert default_params_match({"modalities": "text"}, {"modalities": ["text", "vision"]})
+    assert not default_params_match({"model": "b"}, {"model": "a"})
+    assert not default_params_match({"model": "a"}, {})
+    reg, h = Registry(ME), HealthTracker()
+    small, big = entry("s", params={"model": "smol", "ctx": 2048}), entry("b", params={"model": "big", "ctx": 32768})
+    own = entry(ME, local=True, params={"ctx": 8192})
+    def own_predicate(wanted, offered):  # a service's own rule: a minimum context, the rest as usual
+        rest = {k: v for k, v in wanted.items() if k != "min_ctx"}
+        return wanted.get("min_ctx", 0) <= offered["ctx"] and default_params_match(rest, offered)
+
+    own.params_ok = own_predicate
+    for e in (small, big, own):
+        reg._entries[e.key] = e
+    r = Router(reg, h)
+    assert [e.node_id for e in r.rank(RouteRequest("llm.chat", (1, 0), params={"model": "big"}))] == ["b"]
+    assert [e.node_id for e in r.rank(RouteRequest("llm.chat", (1, 0), params={"min_ctx": 4096}))] == [ME]

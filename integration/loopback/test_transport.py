@@ -1,0 +1,120 @@
+"""Transport behaviour between real nodes: cancellation, rate limits, pinning, sync guards."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+
+import httpx
+import pytest
+
+from hearthnet.bus.capability import CapabilityDescriptor
+from hearthnet.errors import HearthNetError
+from hearthnet.transport.signing import sign_request
+from hearthnet.transport.tls import pinned_context
+
+ENDLESS = CapabilityDescriptor("test.endless", (1, 0), {"type": "object"}, stream_schema={"type": "object"}, max_concurrent=4, timeout_seconds=60)
+
+
+def test_closing_a_remote_stream_ends_the_handler(mesh):
+    async def scenario(m):
+        a, b = await m.create(2)
+        closed = asyncio.Event()
+
+        async def handler(body, ctx):
+            try:
+                i = 0
+                while True:
+                    await asyncio.sleep(0.02)
+                    i += 1
+                    yield {"event": "chunk", "data": {"i": i}}
+            finally:
+                closed.set()
+
+        b.bus.register(ENDLESS, handler)
+        await m.link()
+        agen = a.bus.stream("test.endless", (1, 0), {}, timeout=30)
+        n = 0
+        async for _ in agen:
+            n += 1
+            if n == 5:
+                break
+        await agen.aclose()
+        await asyncio.wait_for(closed.wait(), 5)  # b's handler saw the cancellation
+        assert not b.flows  # and the stream's flow state is gone
+
+    mesh.run(scenario)
+
+
+def test_hard_rate_limit_answers_429_with_retry_after(mesh):
+    async def scenario(m):
+        (node,) = await m.create(1, extra={"transport": {"rate_soft_rps_per_cap": 2, "rate_hard_rps_per_cap": 5}})
+        cert = (m.homes[0].data_dir / "tls" / "cert.pem").read_text()
+        body = json.dumps({"capability": "echo.ping", "version": "1.0", "body": {}}).encode()
+        codes, soft = [], 0
+        async with httpx.AsyncClient(base_url=node.url, verify=pinned_context(cert)) as c:
+            for _ in range(12):
+                r = await c.post("/bus/v1/call", content=body, headers=sign_request(node.kp, node.community_id, "POST", "/bus/v1/call", body))
+                codes.append(r.status_code)
+                soft += r.headers.get("x-hn-rate") == "soft"
+                if r.status_code == 429:
+                    assert r.json()["error"]["code"] == "rate_limited"
+                    assert int(r.headers["retry-after"]) >= 1 and r.json()["error"]["details"]["retry_after_ms"] > 0
+        assert codes[:5] == [200] * 5 and 429 in codes and soft >= 1
+
+    mesh.run(scenario)
+
+
+def test_a_changed_certificate_is_refused(mesh):
+    async def scenario(m):
+        a, b = await m.create(2)
+        assert a.peers.by_node(b.node_id).verified
+        port = b.port
+        await m.stop(1)
+        shutil.rmtree(m.homes[1].data_dir / "tls")  # b comes back with another certificate
+        b = await m.start(1, port=port)
+        with pytest.raises(HearthNetError) as e:
+            await a.fetch_manifest(b.url)
+        assert e.value.code == "pin_mismatch"
+        with pytest.raises(HearthNetError) as e:
+            await a.client.get(b.url, "/health", signed=False)
+        assert e.value.code == "pin_mismatch"  # the pinned context refuses the handshake
+
+    mesh.run(scenario)
+
+
+def test_sync_refuses_unsolicited_and_oversized_batches(mesh):
+    async def scenario(m):
+        a, b = await m.create(2)
+        with pytest.raises(HearthNetError) as e:
+            await a.client.post(b.url, "/sync/v1/events", {"token": "made-up", "batch": None, "heads": None})
+        assert e.value.code == "conflict"
+        got = await a.client.get(b.url, "/sync/v1/heads")
+        huge = {"token": got["token"], "batch": {"community_id": a.community_id, "events": [{"payload": "x" * 1024, "sig": "y"}] * 9000}}
+        with pytest.raises(HearthNetError) as e:
+            await a.client.post(b.url, "/sync/v1/events", huge)
+        assert e.value.code == "payload_too_large"
+        # a token is single-use
+        got = await a.client.get(b.url, "/sync/v1/heads")
+        await a.client.post(b.url, "/sync/v1/events", {"token": got["token"]})
+        with pytest.raises(HearthNetError) as e:
+            await a.client.post(b.url, "/sync/v1/events", {"token": got["token"]})
+        assert e.value.code == "conflict"
+
+    mesh.run(scenario)
+
+
+def test_forged_events_in_a_sync_batch_never_enter_the_log(mesh):
+    async def scenario(m):
+        a, b = await m.create(2)
+        ev = a.log.append_local("market.post.created", {"title": "real"}, a.kp)
+        forged = dict(ev.envelope())
+        forged["payload"] = forged["payload"].replace('"real"', '"fake"')
+        got = await a.client.get(b.url, "/sync/v1/heads")
+        batch = {"community_id": a.community_id, "events": [forged], "more": False}
+        out = await a.client.post(b.url, "/sync/v1/events", {"token": got["token"], "batch": batch})
+        assert out["applied"]["added"] == 0 and out["applied"]["rejected"][0]["code"] == "invalid_signature"
+        assert b.log.get(ev.event_id) is None or b.log.get(ev.event_id).data["title"] == "real"
+
+    mesh.run(scenario)
