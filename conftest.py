@@ -20,6 +20,10 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if k.startswith("HEARTHNET_"):
             monkeypatch.delenv(k)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    # Tests never touch the host's network: multicast discovery runs only inside the
+    # network namespaces of integration/netns, which set these back on per node.
+    monkeypatch.setenv("HEARTHNET_DISCOVERY__MDNS_ENABLED", "false")
+    monkeypatch.setenv("HEARTHNET_DISCOVERY__UDP_ENABLED", "false")
 
 
 @pytest.fixture(autouse=True)

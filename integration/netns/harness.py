@@ -97,6 +97,21 @@ class NetnsLab:
             sh("ip", "-n", self.sw, "link", "set", host_end, "master", "br0")
             sh("ip", "-n", self.sw, "link", "set", host_end, "up")
 
+    def observer(self) -> str:
+        """An extra namespace on the bridge with no node in it (for standard tools)."""
+        ns = f"{self.prefix}obs"
+        ip = f"10.{self.subnet}.{os.getpid() % 200}.250"
+        sh("ip", "netns", "add", ns)
+        self.created.append(ns)
+        sh("ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", "vobs", "netns", self.sw)
+        sh("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", "eth0")
+        for dev in ("eth0", "lo"):
+            sh("ip", "-n", ns, "link", "set", dev, "up")
+        sh("ip", "-n", ns, "route", "add", "224.0.0.0/4", "dev", "eth0")
+        sh("ip", "-n", self.sw, "link", "set", "vobs", "master", "br0")
+        sh("ip", "-n", self.sw, "link", "set", "vobs", "up")
+        return ns
+
     def partition(self, side: list[int]) -> None:
         """Move the nodes in `side` to the second bridge: two halves that cannot talk."""
         for i in side:
@@ -130,7 +145,8 @@ class NetnsLab:
             self.exec(a, "member", "add", nid)
 
     def start(self, n: NsNode, env: dict[str, str] | None = None) -> None:
-        n.env.update({"HEARTHNET_TRANSPORT__ADVERTISE_HOST": n.ip, **(env or {})})
+        n.env.update({"HEARTHNET_TRANSPORT__ADVERTISE_HOST": n.ip, "HEARTHNET_DISCOVERY__MDNS_ENABLED": "true",
+                      "HEARTHNET_DISCOVERY__UDP_ENABLED": "true", **(env or {})})
         log = open(n.data_dir / "run.log", "a")
         cmd = ["ip", "netns", "exec", n.ns, sys.executable, "-m", "hearthnet", "--data-dir", str(n.data_dir), "run", "--host", "0.0.0.0", "--port", str(n.port)]
         n.proc = subprocess.Popen(cmd, env={**os.environ, **n.env}, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)

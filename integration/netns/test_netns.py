@@ -124,3 +124,70 @@ def test_partition_then_heal_converges(lab_factory):
     assert t
     for n in lab.nodes:
         assert lab.exec(n, "log", "--verify").returncode == 0
+
+
+def test_announcements_are_visible_to_avahi_browse(lab_factory):
+    """A standard tool (avahi-browse, through its own avahi-daemon in an observer
+    namespace) lists the nodes with their TXT records."""
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    import pytest
+
+    missing = [t for t in ("avahi-browse", "avahi-daemon", "dbus-daemon") if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)} (apt-get install avahi-daemon avahi-utils dbus)")
+    lab = lab_factory(2)
+    obs = lab.observer()
+    bring_up(lab)
+    socket_path = Path("/run/dbus/system_bus_socket")
+    dbus = avahi = None
+    try:
+        import socket as socketlib
+
+        def bus_alive() -> bool:
+            with socketlib.socket(socketlib.AF_UNIX) as s:
+                try:
+                    s.connect(str(socket_path))
+                    return True
+                except OSError:
+                    return False
+
+        if not bus_alive():
+            socket_path.unlink(missing_ok=True)  # stale file from a bus that is gone
+            os.makedirs(socket_path.parent, exist_ok=True)
+            dbus = subprocess.Popen(["dbus-daemon", "--system", "--nofork", "--nopidfile"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait(bus_alive, 10, "the D-Bus system bus")
+        Path("/run/avahi-daemon/pid").unlink(missing_ok=True)
+        avahi_log = open(lab.base / "avahi.log", "w")
+        avahi = subprocess.Popen(["ip", "netns", "exec", obs, "avahi-daemon", "--no-drop-root", "--no-chroot", "--no-rlimits"],
+                                 stdout=avahi_log, stderr=subprocess.STDOUT)
+        ids = {json.loads(lab.exec(n, "id", "--json").stdout)["node_id"] for n in lab.nodes}
+
+        seen = {}
+
+        def listed():
+            p = subprocess.run(["ip", "netns", "exec", obs, "avahi-browse", "-rpt", "_hearthnet._tcp"], capture_output=True, text=True, timeout=20)
+            out = seen["out"] = p.stdout + p.stderr
+            resolved = [line.split(";") for line in out.splitlines() if line.startswith("=;")]
+            found = {f.split("=", 1)[1].strip('"') for r in resolved for f in r[9].split() if f.strip('"').startswith("id=")} if resolved else set()
+            return found == ids and {r[7] for r in resolved} == {n.ip for n in lab.nodes}
+
+        try:
+            wait(listed, 30, "avahi-browse listing both nodes")
+        except AssertionError:
+            raise AssertionError(f"avahi-browse said: {seen.get('out')!r}; avahi-daemon: {(lab.base / 'avahi.log').read_text()[-800:]!r}") from None
+    finally:
+        for p in (avahi, dbus):
+            if p is not None:
+                p.terminate()
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        if dbus is not None:
+            socket_path.unlink(missing_ok=True)
+        Path("/run/avahi-daemon/pid").unlink(missing_ok=True)
