@@ -138,7 +138,12 @@ def test_sigterm_is_a_clean_shutdown(tmp_path, procs):
     assert p2.returncode == 3 and p2.stderr.startswith("error[no_node]")
 
 
-def test_node_with_a_wrong_clock_learns_the_mesh_time(tmp_path, procs):
+SKEWED = [sys.executable, "-c", "import sys; import hearthnet.clock as c; c.set_offset(-3600); from hearthnet.cli import main; sys.argv[0]='hearthnet'; main()"]
+
+
+def _pair_with_late_clock(tmp_path, procs, env=None):
+    """Anchor a (correct clock) and member b, whose box thinks it is an hour earlier
+    (a Pi without a hardware clock)."""
     a, b = tmp_path / "a", tmp_path / "b"
     pa, pb = free_port(), free_port()
     cli(a, "init", "--create-community", "Clockdorf")
@@ -146,10 +151,12 @@ def test_node_with_a_wrong_clock_learns_the_mesh_time(tmp_path, procs):
     procs.start(a, pa, [pb])
     cli(a, "member", "add", json.loads(cli(b, "id", "--json").stdout)["node_id"])
     cli(b, "join", f"https://127.0.0.1:{pa}")
-    # b's box thinks it is an hour earlier (a Pi without a hardware clock).
-    skewed = [sys.executable, "-c", "import sys; import hearthnet.clock as c; c.set_offset(-3600); from hearthnet.cli import main; sys.argv[0]='hearthnet'; main()"]
-    procs.start(b, pb, [pa], prefix=skewed)
+    procs.start(b, pb, [pa], env, prefix=SKEWED)
+    return a, b
 
+
+def test_node_with_a_wrong_clock_learns_the_mesh_time(tmp_path, procs):
+    a, b = _pair_with_late_clock(tmp_path, procs)
     from hearthnet.clock import parse_iso
 
     def corrected():
@@ -157,7 +164,6 @@ def test_node_with_a_wrong_clock_learns_the_mesh_time(tmp_path, procs):
         h = json.loads(cli(b, "status", "--json", check=False).stdout or "{}")
         return "time" in h and abs(parse_iso(h["time"]) - time.time()) < 30
 
-    # The status call itself is signed by the CLI's (correct) clock; b learns from a's manifest.
     _wait(corrected, 30)
     with_a = json.loads(cli(a, "status", "--json").stdout)
 
@@ -170,15 +176,7 @@ def test_node_with_a_wrong_clock_learns_the_mesh_time(tmp_path, procs):
 
 
 def test_node_that_may_not_correct_its_clock_says_so(tmp_path, procs):
-    a, b = tmp_path / "a", tmp_path / "b"
-    pa, pb = free_port(), free_port()
-    cli(a, "init", "--create-community", "Clockdorf")
-    cli(b, "init")
-    procs.start(a, pa, [pb])
-    cli(a, "member", "add", json.loads(cli(b, "id", "--json").stdout)["node_id"])
-    cli(b, "join", f"https://127.0.0.1:{pa}")
-    skewed = [sys.executable, "-c", "import sys; import hearthnet.clock as c; c.set_offset(-3600); from hearthnet.cli import main; sys.argv[0]='hearthnet'; main()"]
-    procs.start(b, pb, [pa], {"HEARTHNET_TRANSPORT__LEARN_TIME_FROM_PEERS": "false"}, prefix=skewed)
+    a, b = _pair_with_late_clock(tmp_path, procs, {"HEARTHNET_TRANSPORT__LEARN_TIME_FROM_PEERS": "false"})
 
     def warned():
         doc = cli(b, "doctor", "--json", "--check", "mesh_clock", check=False)

@@ -118,3 +118,29 @@ def test_forged_events_in_a_sync_batch_never_enter_the_log(mesh):
         assert b.log.get(ev.event_id) is None or b.log.get(ev.event_id).data["title"] == "real"
 
     mesh.run(scenario)
+
+
+def test_pubsub_long_poll_and_metrics(mesh):
+    async def scenario(m):
+        a, b = await m.create(2)
+        first = await a.client.get(b.url, "/pubsub/v1/subscribe?topic=events&last_seq=0&timeout=0")
+        seq = first["seq"]
+        waiter = asyncio.create_task(a.client.get(b.url, f"/pubsub/v1/subscribe?topic=events&last_seq={seq}&timeout=10"))
+        await asyncio.sleep(0.2)
+        assert not waiter.done()  # it waits for news
+        ev = b.log.append_local("market.post.created", {"title": "news"}, b.kp)
+        got = await asyncio.wait_for(waiter, 5)
+        assert [i["item"]["event_id"] for i in got["items"]] == [ev.event_id] and got["seq"] == seq + 1
+        with pytest.raises(HearthNetError) as e:
+            await a.client.get(b.url, "/pubsub/v1/subscribe?topic=nope&timeout=0")
+        assert e.value.code == "not_found"
+        await a.bus.call("echo.ping", (1, 0), {})
+        text = await a.client.get(a.url, "/metrics")
+        for name in ("hearthnet_requests_total", "hearthnet_request_duration_ms", "hearthnet_active_streams", "hearthnet_nodes_online",
+                     "hearthnet_event_log_size", "hearthnet_event_log_lamport_head", "hearthnet_emergency_mode", "hearthnet_blob_storage_bytes",
+                     "hearthnet_llm_tokens_generated_total", "hearthnet_llm_concurrent", "hearthnet_capability_health_success_rate",
+                     "hearthnet_rate_limited_total", "hearthnet_signature_failures_total", "hearthnet_quarantines_total"):
+            assert name in text, name
+        assert 'hearthnet_requests_total{capability="echo.ping",result="ok"}' in text
+
+    mesh.run(scenario)
