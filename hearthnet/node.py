@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import secrets
@@ -336,7 +337,8 @@ class Node:
             sock.bind((self.host, self.port))
         except OSError as exc:
             sock.close()
-            raise HearthNetError("storage_error" if exc.errno != 98 else "already_exists", f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from None
+            code = "already_exists" if exc.errno == errno.EADDRINUSE else "storage_error"
+            raise HearthNetError(code, f"cannot listen on {self.host}:{self.port}: {exc.strerror} (choose another with --port)") from None
         self.port = sock.getsockname()[1]
         return sock
 
@@ -414,6 +416,10 @@ class Node:
         d = self.config.discovery
         host = self.advertised_host()
         scheme = "https" if self.tls else "http"
+        if host.startswith("127.") or host in ("::1", "localhost"):
+            # Nobody on the LAN could reach a loopback address: announce nothing.
+            self.logger.info("discovery off: the node listens on loopback only", extra={"host": host})
+            return
         if d.mdns_enabled:
             self.mdns = MdnsDiscovery(node_id=self.node_id, short_id=self.kp.short_id, community_id=self.community_id,
                                       profile=self.config.identity.profile, host=host, port=self.port, scheme=scheme,
