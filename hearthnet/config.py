@@ -264,7 +264,7 @@ def read_file(config_path: Path, *, required: bool = False) -> dict[str, Any]:
         raw = config_path.read_bytes()
     except FileNotFoundError:
         if required:
-            raise HearthNetError("config_invalid", f"config file {config_path} does not exist", file=str(config_path))
+            raise HearthNetError("config_invalid", f"config file {config_path} does not exist", file=str(config_path)) from None
         return {}
     except OSError as exc:
         raise HearthNetError("config_invalid", f"cannot read config file {config_path}: {exc.strerror}") from exc

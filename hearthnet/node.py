@@ -45,7 +45,7 @@ from hearthnet.transport.nonces import NonceStore
 from hearthnet.transport.pubsub import PubSub
 from hearthnet.transport.ratelimit import RateLimiter
 from hearthnet.transport.streams import FlowControl
-from hearthnet.transport.tls import PinStore, ensure_cert, fingerprint
+from hearthnet.transport.tls import PinStore, ensure_cert, origin, pin_first_contact
 
 RUN_FILE = "run/node.json"
 
@@ -267,7 +267,7 @@ class Node:
             issued = None
         m = verify_node_manifest(doc, community_id=self.community_id, now=issued)
         if url.startswith("https://"):
-            pin = self.pins.get(_origin(url))
+            pin = self.pins.get(origin(url))
             if pin is None or m.tls_fingerprint != pin["fingerprint"] or pin["node_id"] != m.node_id:
                 raise HearthNetError("pin_mismatch", f"{url}: manifest does not match the pinned certificate")
         # Mesh time: the peer signed issued_at roughly rtt/2 before we got it.
@@ -309,7 +309,7 @@ class Node:
 
     # --- sync ------------------------------------------------------------------------------
     async def sync_with(self, url: str) -> dict[str, int]:
-        return await sync_log_with(self.client, self.log, url)
+        return await sync.sync_with(self.client, self.log, url)
 
     async def sync_round(self) -> None:
         for p in self.peers.live():
@@ -455,73 +455,6 @@ class Node:
             (self.config.data_dir / RUN_FILE).unlink()
 
 
-def _origin(url: str) -> str:
-    import httpx
-
-    u = httpx.URL(url)
-    return f"{u.scheme}://{u.host}:{u.port}"
-
-
-async def pin_first_contact(client: TransportClient, url: str) -> None:
-    """Pin a peer's certificate on first contact: the manifest served over exactly that
-    certificate must be signed by the node and name the certificate's fingerprint."""
-    import ssl
-
-    origin = _origin(url)
-    if client.pins is None or client.pins.get(origin):
-        return
-    import httpx
-
-    u = httpx.URL(url)
-    try:
-        pem = await asyncio.to_thread(ssl.get_server_certificate, (u.host, u.port), timeout=5)
-    except (OSError, ssl.SSLError) as exc:
-        raise HearthNetError("partition", f"{url}: cannot fetch its TLS certificate ({exc})") from None
-    from hearthnet.transport.tls import pinned_context
-
-    async with httpx.AsyncClient(base_url=origin, verify=pinned_context(pem), timeout=5) as c:
-        try:
-            resp = await c.get("/manifest")
-        except httpx.HTTPError as exc:
-            raise HearthNetError("partition", f"{url}: {type(exc).__name__}") from None
-    if resp.status_code != 200:
-        raise HearthNetError("partition", f"{url}: manifest answered HTTP {resp.status_code}")
-    try:
-        m = verify_node_manifest(resp.json())
-    except ValueError:
-        raise HearthNetError("bad_request", f"{url}: manifest is not JSON") from None
-    if m.tls_fingerprint != fingerprint(pem):
-        raise HearthNetError("pin_mismatch", f"{url}: certificate is not the one its signed manifest names")
-    client.pins.pin(origin, m.node_id, pem)
-    client.forget(url)
-
-
-async def sync_log_with(client: TransportClient, log: Any, url: str, *, max_rounds: int = 1000) -> dict[str, int]:
-    """Exchange events with one peer until neither side has more: heads, then one
-    POST that pushes what the peer lacks and brings back what we lack."""
-    sent = received = 0
-    for _ in range(max_rounds):
-        got = await client.get(url, "/sync/v1/heads")
-        try:
-            theirs = sync.HeadsReport.model_validate(got["heads"])
-        except (ValueError, KeyError, TypeError):
-            raise HearthNetError("bad_request", f"{url}: malformed heads report") from None
-        ours = await asyncio.to_thread(sync.batch_for, log, theirs)
-        mine = await asyncio.to_thread(sync.heads_report, log)
-        body = {"token": got["token"], "heads": mine.model_dump(), "batch": ours.model_dump() if ours.events else None}
-        resp = await client.post(url, "/sync/v1/events", body, timeout=60)
-        try:
-            back = sync.EventBatch.model_validate(resp["batch"])
-        except (ValueError, KeyError, TypeError):
-            raise HearthNetError("bad_request", f"{url}: malformed event batch") from None
-        res = await asyncio.to_thread(sync.apply_batch, log, back)
-        sent += len(ours.events)
-        received += res["added"] + res["parked"]
-        if not (ours.more or back.more):
-            break
-    return {"sent": sent, "received": received}
-
-
 def read_run_file(data_dir: Path) -> dict[str, Any] | None:
     p = data_dir / RUN_FILE
     try:
@@ -532,4 +465,4 @@ def read_run_file(data_dir: Path) -> dict[str, Any] | None:
     return info
 
 
-__all__ = ["RUN_FILE", "Node", "pin_first_contact", "read_run_file", "sync_log_with"]
+__all__ = ["RUN_FILE", "Node", "read_run_file"]

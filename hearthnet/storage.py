@@ -15,7 +15,8 @@ import sqlite3 as _stdlib_sqlite3
 import tempfile
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from hearthnet.errors import HearthNetError
 

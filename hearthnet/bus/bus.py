@@ -101,7 +101,7 @@ class CapabilityBus:
                 raise HearthNetError("bad_request", f"{d.name} answers only as a stream (use stream)")
             async with asyncio.timeout(min(ctx.remaining, d.timeout_seconds)):  # no extra task, unlike wait_for
                 out = await res
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             raise HearthNetError("timeout", f"{d.name} did not answer within its deadline") from None
         finally:
             entry.in_flight -= 1
@@ -129,7 +129,7 @@ class CapabilityBus:
                     frame = await asyncio.wait_for(agen.__anext__(), timeout=remaining)
                 except StopAsyncIteration:
                     return
-                except (asyncio.TimeoutError, TimeoutError):
+                except TimeoutError:
                     raise HearthNetError("timeout", f"{d.name} stream passed its deadline") from None
                 self.schema.validate_stream_frame(d, frame)
                 yield frame

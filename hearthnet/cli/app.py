@@ -15,7 +15,8 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any
+from collections.abc import Callable
 
 import typer
 from rich.console import Console
@@ -34,11 +35,11 @@ app = typer.Typer(
 )
 
 DataDirOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--data-dir", envvar=C.ENV_HOME, help="Node data directory (default: $XDG_DATA_HOME/hearthnet).", show_default=False),
 ]
 ConfigOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--config", envvar=C.ENV_CONFIG, help="Config file (default: DATA_DIR/hearthnet.toml).", show_default=False),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]

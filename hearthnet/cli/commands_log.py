@@ -10,7 +10,7 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -48,8 +48,8 @@ def _row(ev: Event, status: str | None = None) -> dict[str, Any]:
 @command("log")
 def log_cmd(
     json_out: JsonOpt = False,
-    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Show at most N events.")] = None,
-    event_type: Annotated[Optional[list[str]], typer.Option("--type", help="Only this event type (repeatable).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Show at most N events.")] = None,
+    event_type: Annotated[list[str] | None, typer.Option("--type", help="Only this event type (repeatable).")] = None,
     since: Annotated[int, typer.Option("--since", min=0, help="Only events with a Lamport time above this.")] = 0,
     all_: Annotated[bool, typer.Option("--all", help="Include parked, void and forked events, with their status.")] = False,
     verify: Annotated[bool, typer.Option("--verify", help="Re-verify every stored event (hash, columns, signature, chain).")] = False,

@@ -5,7 +5,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
@@ -21,7 +21,7 @@ from hearthnet.transport.client import TransportClient
 from hearthnet.transport.local import run_with_node
 
 console = make_console()
-NodeOpt = Annotated[Optional[str], typer.Option("--node", help="URL of the node to talk to (default: the running node of the data dir).")]
+NodeOpt = Annotated[str | None, typer.Option("--node", help="URL of the node to talk to (default: the running node of the data dir).")]
 T = TypeVar("T")
 
 member_app = typer.Typer(help="Community membership.", no_args_is_help=True)
@@ -35,8 +35,8 @@ def _with_client(h: Home, node: str | None, fn: Callable[[TransportClient, str],
 
 @command("run")
 def run_cmd(
-    host: Annotated[Optional[str], typer.Option("--host", help="Listen address (default: transport.host).")] = None,
-    port: Annotated[Optional[int], typer.Option("--port", min=0, max=65535, help="Listen port (default: transport.port; 0 = any free).")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Listen address (default: transport.host).")] = None,
+    port: Annotated[int | None, typer.Option("--port", min=0, max=65535, help="Listen port (default: transport.port; 0 = any free).")] = None,
 ) -> None:
     """Run the node in the foreground (logs as JSON lines on stderr) until SIGTERM or Ctrl-C."""
     from hearthnet.node import Node
@@ -76,7 +76,7 @@ def caps_cmd(
     json_out: JsonOpt = False,
     local_only: Annotated[bool, typer.Option("--local", help="Only this node's capabilities.")] = False,
     remote_only: Annotated[bool, typer.Option("--remote", help="Only peers' capabilities.")] = False,
-    name: Annotated[Optional[str], typer.Option("--name", help="Only this capability.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Only this capability.")] = None,
 ) -> None:
     """List the capabilities the node can route to, local and remote."""
     h = home()
@@ -142,7 +142,7 @@ def _codes() -> set[str]:
 @command("trace")
 def trace_cmd(
     n: Annotated[int, typer.Option("-n", min=1, max=10000, help="How many recent calls.")] = 20,
-    capability: Annotated[Optional[str], typer.Option("--capability", help="Only this capability.")] = None,
+    capability: Annotated[str | None, typer.Option("--capability", help="Only this capability.")] = None,
     node: NodeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:

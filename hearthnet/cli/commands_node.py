@@ -4,7 +4,7 @@
 
 import platform
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -68,9 +68,9 @@ def id_cmd(json_out: JsonOpt = False) -> None:
 @command("init")
 def init_cmd(
     create_community: Annotated[
-        Optional[str], typer.Option("--create-community", metavar="NAME", help="Create a new community with this node as its anchor.")
+        str | None, typer.Option("--create-community", metavar="NAME", help="Create a new community with this node as its anchor.")
     ] = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="Display name of this node.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Display name of this node.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Create this node's identity, data directory and config (and optionally a community)."""
@@ -100,7 +100,7 @@ def init_cmd(
 
 @command("doctor")
 def doctor_cmd(
-    check: Annotated[Optional[str], typer.Option("--check", help="Run only this check.")] = None,
+    check: Annotated[str | None, typer.Option("--check", help="Run only this check.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Check keys, data dir, event log, disk and clock; say how to fix what is wrong."""

@@ -63,7 +63,8 @@ def _save_peer(home: Home, url: str) -> None:
 
 async def join(home: Home, url: str) -> JoinResult:
     """Join the community served at `url`. On failure nothing of it is left behind."""
-    from hearthnet.node import pin_first_contact, sync_log_with
+    from hearthnet.events.sync import sync_with
+    from hearthnet.transport.tls import pin_first_contact
 
     url = url.rstrip("/")
     if not url.startswith(("http://", "https://")):
@@ -92,7 +93,7 @@ async def join(home: Home, url: str) -> JoinResult:
         with EventLog(db, cm.community_id) as log:
             if created:
                 log.append_received(genesis.envelope())
-            await sync_log_with(client, log, url)
+            await sync_with(client, log, url)
             if not log.membership.is_member(kp.node_id):
                 raise HearthNetError("not_member", "synced, but the log does not list this node as a member")
             result = JoinResult(cm.community_id, cm.name, log.count(), log.membership.level_of(kp.node_id), already)

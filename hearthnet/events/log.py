@@ -34,12 +34,10 @@ from hearthnet import constants as C
 from hearthnet.errors import HearthNetError
 from hearthnet.events import membership as M
 from hearthnet.events.types import (
-    FORKED,
     MEMBERSHIP_TYPES,
     PARKED,
     STATUS_NAMES,
     VALID,
-    VOID,
     Event,
     check_data,
     check_payload,

@@ -24,7 +24,8 @@ same events computes the same state.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 import blake3
 

@@ -10,6 +10,7 @@ validated objects with the log-side functions that produce and consume them.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -86,4 +87,30 @@ def apply_batch(log: EventLog, batch: EventBatch) -> dict[str, Any]:
     return log.append_received_many(batch.events)
 
 
-__all__ = ["MAX_BATCH_BYTES", "MAX_BATCH_EVENTS", "AuthorHead", "EventBatch", "HeadsReport", "apply_batch", "batch_for", "heads_report", "parse_batch"]
+async def sync_with(client: Any, log: EventLog, url: str, *, max_rounds: int = 1000) -> dict[str, int]:
+    """Exchange events with one peer until neither side has more: heads, then one
+    POST that pushes what the peer lacks and brings back what we lack."""
+    sent = received = 0
+    for _ in range(max_rounds):
+        got = await client.get(url, "/sync/v1/heads")
+        try:
+            theirs = HeadsReport.model_validate(got["heads"])
+        except (ValueError, KeyError, TypeError):
+            raise HearthNetError("bad_request", f"{url}: malformed heads report") from None
+        ours = await asyncio.to_thread(batch_for, log, theirs)
+        mine = await asyncio.to_thread(heads_report, log)
+        body = {"token": got["token"], "heads": mine.model_dump(), "batch": ours.model_dump() if ours.events else None}
+        resp = await client.post(url, "/sync/v1/events", body, timeout=60)
+        try:
+            back = EventBatch.model_validate(resp["batch"])
+        except (ValueError, KeyError, TypeError):
+            raise HearthNetError("bad_request", f"{url}: malformed event batch") from None
+        res = await asyncio.to_thread(apply_batch, log, back)
+        sent += len(ours.events)
+        received += res["added"] + res["parked"]
+        if not (ours.more or back.more):
+            break
+    return {"sent": sent, "received": received}
+
+
+__all__ = ["sync_with", "MAX_BATCH_BYTES", "MAX_BATCH_EVENTS", "AuthorHead", "EventBatch", "HeadsReport", "apply_batch", "batch_for", "heads_report", "parse_batch"]

@@ -13,7 +13,8 @@ import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import blake3
 

@@ -20,7 +20,7 @@ from hearthnet.errors import ERRORS, HearthNetError
 from hearthnet.identity.keys import KeyPair
 from hearthnet.transport.signing import sign_request
 from hearthnet.transport.streams import parse_sse
-from hearthnet.transport.tls import PinStore
+from hearthnet.transport.tls import PinStore, origin
 
 
 class CallError(HearthNetError):
@@ -70,12 +70,11 @@ class TransportClient:
         self._clients: dict[str, httpx.AsyncClient] = {}
 
     def _client(self, url: str) -> httpx.AsyncClient:
-        origin = httpx.URL(url)
-        key = f"{origin.scheme}://{origin.host}:{origin.port}"
+        key = origin(url)
         c = self._clients.get(key)
         if c is None:
             verify: Any = True
-            if origin.scheme == "https":
+            if key.startswith("https://"):
                 # Never talk to a peer over an unverified connection: pin first (pin_first_contact).
                 ctx = self.pins.context_for(key) if self.pins else False
                 if ctx is False:
@@ -88,8 +87,7 @@ class TransportClient:
 
     def forget(self, url: str) -> None:
         """Drop the pooled connection for an origin (its certificate was pinned or changed)."""
-        origin = httpx.URL(url)
-        c = self._clients.pop(f"{origin.scheme}://{origin.host}:{origin.port}", None)
+        c = self._clients.pop(origin(url), None)
         if c is not None:
             asyncio.get_event_loop().create_task(c.aclose())
 

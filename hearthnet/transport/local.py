@@ -31,14 +31,14 @@ def node_url(home: Home, node: str | None = None) -> str:
 
 
 async def with_node(home: Home, node: str | None, fn: Callable[[TransportClient, str], Awaitable[T]]) -> T:
-    from hearthnet.node import _origin, pin_first_contact
+    from hearthnet.transport.tls import origin, pin_first_contact
 
     url = node_url(home, node)
     pins = PinStore(home.data_dir / "pins.json")
     kp = home.identity()
     own = home.data_dir / "tls" / "cert.pem"
     if url.startswith("https://") and node is None and own.exists():
-        pins.pin(_origin(url), kp.node_id, own.read_text())  # our own node: its certificate is on disk
+        pins.pin(origin(url), kp.node_id, own.read_text())  # our own node: its certificate is on disk
     client = TransportClient(kp, home.community_id or "", pins, timeout=home.config.transport.rpc_timeout_seconds)
     try:
         if url.startswith("https://"):

@@ -43,7 +43,7 @@ class PubSub:
         if self._seq[topic] <= last_seq:
             try:
                 await asyncio.wait_for(self._event(topic).wait(), timeout_seconds)
-            except (asyncio.TimeoutError, TimeoutError):
+            except TimeoutError:
                 pass
         items = [{"seq": s, "item": p} for s, p in self._rings[topic] if s > last_seq]
         return {"topic": topic, "seq": self._seq[topic], "items": items}

@@ -78,7 +78,7 @@ class FlowControl:
             self._acked.clear()
             try:
                 await asyncio.wait_for(self._acked.wait(), self.ack_timeout)
-            except (asyncio.TimeoutError, TimeoutError):
+            except TimeoutError:
                 raise HearthNetError("timeout", f"receiver acknowledged nothing for {self.ack_timeout:.0f}s") from None
         self.sent += 1
         return self.sent

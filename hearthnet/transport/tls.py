@@ -9,12 +9,16 @@ address; a different one is refused (`pin_mismatch`).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
 import ssl
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -23,6 +27,9 @@ from cryptography.x509.oid import NameOID
 
 from hearthnet.errors import HearthNetError
 from hearthnet.storage import atomic_write_bytes, atomic_write_text, ensure_private_dir
+
+if TYPE_CHECKING:
+    from hearthnet.transport.client import TransportClient
 
 
 def fingerprint(cert_pem: str | bytes) -> str:
@@ -102,4 +109,40 @@ class PinStore:
             atomic_write_text(self.path, json.dumps(self._pins, indent=1), mode=0o600)
 
 
-__all__ = ["PinStore", "ensure_cert", "fingerprint", "pinned_context"]
+def origin(url: str) -> str:
+    """scheme://host:port of a URL: what pins and pooled connections are keyed by."""
+    u = httpx.URL(url)
+    return f"{u.scheme}://{u.host}:{u.port}"
+
+
+async def pin_first_contact(client: TransportClient, url: str) -> None:
+    """Pin a peer's certificate on first contact: the manifest served over exactly that
+    certificate must be signed by the node and name the certificate's fingerprint."""
+    origin_ = origin(url)
+    if client.pins is None or client.pins.get(origin_):
+        return
+    u = httpx.URL(url)
+    try:
+        pem = await asyncio.to_thread(ssl.get_server_certificate, (u.host, u.port), timeout=5)
+    except (OSError, ssl.SSLError) as exc:
+        raise HearthNetError("partition", f"{url}: cannot fetch its TLS certificate ({exc})") from None
+    from hearthnet.identity.manifest import verify_node_manifest
+
+    async with httpx.AsyncClient(base_url=origin_, verify=pinned_context(pem), timeout=5) as c:
+        try:
+            resp = await c.get("/manifest")
+        except httpx.HTTPError as exc:
+            raise HearthNetError("partition", f"{url}: {type(exc).__name__}") from None
+    if resp.status_code != 200:
+        raise HearthNetError("partition", f"{url}: manifest answered HTTP {resp.status_code}")
+    try:
+        m = verify_node_manifest(resp.json())
+    except ValueError:
+        raise HearthNetError("bad_request", f"{url}: manifest is not JSON") from None
+    if m.tls_fingerprint != fingerprint(pem):
+        raise HearthNetError("pin_mismatch", f"{url}: certificate is not the one its signed manifest names")
+    client.pins.pin(origin_, m.node_id, pem)
+    client.forget(url)
+
+
+__all__ = ["PinStore", "ensure_cert", "fingerprint", "origin", "pin_first_contact", "pinned_context"]

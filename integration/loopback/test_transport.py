@@ -135,9 +135,9 @@ def test_pubsub_long_poll_and_metrics(mesh):
             await a.client.get(b.url, "/pubsub/v1/subscribe?topic=nope&timeout=0")
         assert e.value.code == "not_found"
         await a.bus.call("echo.ping", (1, 0), {})
-        from hearthnet.node import _origin
+        from hearthnet.transport.tls import origin
 
-        a.pins.pin(_origin(a.url), a.node_id, (m.homes[0].data_dir / "tls" / "cert.pem").read_text())  # talk to itself
+        a.pins.pin(origin(a.url), a.node_id, (m.homes[0].data_dir / "tls" / "cert.pem").read_text())  # talk to itself
         text = await a.client.get(a.url, "/metrics")
         for name in ("hearthnet_requests_total", "hearthnet_request_duration_ms", "hearthnet_active_streams", "hearthnet_nodes_online",
                      "hearthnet_event_log_size", "hearthnet_event_log_lamport_head", "hearthnet_emergency_mode", "hearthnet_blob_storage_bytes",

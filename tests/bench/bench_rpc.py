@@ -77,9 +77,9 @@ async def run_client(home, url: str, n: int):
 
     cert = (home.data_dir / "tls" / "cert.pem").read_text()
     pins = PinStore(home.data_dir / "bench-pins.json")
-    from hearthnet.node import _origin
+    from hearthnet.transport.tls import origin
 
-    pins.pin(_origin(url), home.identity().node_id, cert)
+    pins.pin(origin(url), home.identity().node_id, cert)
     signed = TransportClient(home.identity(), home.community_id, pins)
     bare = httpx.AsyncClient(base_url=url, verify=pinned_context(cert), limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
     body = {"capability": "echo.ping", "version": "1.0", "body": {"message": "hi"}}

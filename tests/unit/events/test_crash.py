@@ -8,7 +8,6 @@ import textwrap
 
 import pytest
 
-from hearthnet.events.log import EventLog
 from hearthnet.home import Home
 
 WRITER = textwrap.dedent(
