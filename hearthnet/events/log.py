@@ -170,6 +170,8 @@ class EventLog:
         self._forks: dict[str, int] = dict(self._db.execute("SELECT author, at_seq FROM forks").fetchall())
         self.membership = self._derive_membership()
         self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        self._pending: list[tuple[Event, asyncio.Future[Event]]] = []
+        self._flush_scheduled = False
 
     def refresh(self) -> bool:
         """Pick up commits made by another process (an admin command beside a running
@@ -306,50 +308,99 @@ class EventLog:
         check_data(event_type, data)
         self.refresh()
         with self._lock:
-            author = kp.node_id
-            if event_type == "community.created":
-                if self.membership.genesis is not None or self.count(None):
-                    raise HearthNetError("already_exists", "this log already has its genesis event")
-            else:
-                self._check_may_write(author, event_type, data)
-            seq, prev = self._next_seq(author)
-            lamport = self._lamport + 1
-            obj = {
-                "schema_version": C.EVENT_SCHEMA_VERSION,
-                "event_id": str(ULID()),
-                "community_id": self.community_id,
-                "author": author,
-                "seq": seq,
-                "prev": prev,
-                "lamport": lamport,
-                "wall_clock": clock.iso(),
-                "event_type": event_type,
-                "data": data,
-            }
-            payload = canonical_json(obj)
-            if len(payload) > self.max_payload_bytes:
-                raise HearthNetError("payload_too_large", f"event payload is {len(payload)} bytes; limit {self.max_payload_bytes}")
-            text = payload.decode("utf-8")
-            ev = Event(
-                C.EVENT_SCHEMA_VERSION, obj["event_id"], self.community_id, author, seq, prev, lamport,
-                obj["wall_clock"], event_type, data, text, kp.sign_bytes(payload, SIGN_DOMAIN), event_hash(payload),
-            )
-            if event_type == "community.created" and not M.genesis_ok(ev, self.community_id):
-                raise HearthNetError("event_invalid", "genesis data does not derive this community id")
+            ev = self._mint(event_type, data, kp)
             reset = False
-            if event_type in MEMBERSHIP_TYPES:
-                with self._tx():
-                    self._insert(ev, VALID)
-                    reset = self._rederive()
-            else:
-                self._insert(ev, VALID)  # autocommit: one transaction
-            self._lamport = lamport
-            self._heads[author] = (seq, ev.hash)
+            try:
+                if event_type in MEMBERSHIP_TYPES:
+                    with self._tx():
+                        self._insert(ev, VALID)
+                        reset = self._rederive()
+                else:
+                    self._insert(ev, VALID)  # autocommit: one transaction
+            except BaseException:
+                self._forget_reservations()
+                raise
         if reset:
             self._notify_reset()
         else:
             self._notify(ev)
         return ev
+
+    async def append(self, event_type: str, data: dict[str, Any], kp: KeyPair) -> Event:
+        """Group commit for concurrent writers on the event loop: appends made while a
+        commit is pending share the next transaction. Returns after that transaction
+        committed (the same promise as append_local), or raises and stores nothing."""
+        if event_type in MEMBERSHIP_TYPES:
+            return self.append_local(event_type, data, kp)
+        check_data(event_type, data)
+        self.refresh()
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            ev = self._mint(event_type, data, kp)
+            fut: asyncio.Future[Event] = loop.create_future()
+            self._pending.append((ev, fut))
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                loop.call_soon(self._flush)
+        return await fut
+
+    def _flush(self) -> None:
+        with self._lock:
+            batch, self._pending, self._flush_scheduled = self._pending, [], False
+            try:
+                with self._tx():
+                    for ev, _ in batch:
+                        self._insert(ev, VALID)
+            except HearthNetError as exc:
+                self._forget_reservations()
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(HearthNetError(exc.code, exc.message, **exc.details))
+                return
+        for ev, fut in batch:
+            self._notify(ev)
+            if not fut.done():
+                fut.set_result(ev)
+
+    def _mint(self, event_type: str, data: dict[str, Any], kp: KeyPair) -> Event:
+        """Build and sign the author's next event, reserving its seq and Lamport time in
+        memory (call under the lock; _forget_reservations undoes it if the write fails)."""
+        author = kp.node_id
+        if event_type == "community.created":
+            if self.membership.genesis is not None or self.count(None):
+                raise HearthNetError("already_exists", "this log already has its genesis event")
+        else:
+            self._check_may_write(author, event_type, data)
+        seq, prev = self._next_seq(author)
+        lamport = self._lamport + 1
+        obj = {
+            "schema_version": C.EVENT_SCHEMA_VERSION,
+            "event_id": str(ULID()),
+            "community_id": self.community_id,
+            "author": author,
+            "seq": seq,
+            "prev": prev,
+            "lamport": lamport,
+            "wall_clock": clock.iso(),
+            "event_type": event_type,
+            "data": data,
+        }
+        payload = canonical_json(obj)
+        if len(payload) > self.max_payload_bytes:
+            raise HearthNetError("payload_too_large", f"event payload is {len(payload)} bytes; limit {self.max_payload_bytes}")
+        ev = Event(
+            C.EVENT_SCHEMA_VERSION, obj["event_id"], self.community_id, author, seq, prev, lamport,
+            obj["wall_clock"], event_type, data, payload.decode("utf-8"), kp.sign_bytes(payload, SIGN_DOMAIN), event_hash(payload),
+        )
+        if event_type == "community.created" and not M.genesis_ok(ev, self.community_id):
+            raise HearthNetError("event_invalid", "genesis data does not derive this community id")
+        self._lamport = lamport
+        self._heads[author] = (seq, ev.hash)
+        return ev
+
+    def _forget_reservations(self) -> None:
+        self._heads.clear()
+        self._lamport = self._db.execute("SELECT COALESCE(MAX(lamport), 0) FROM events").fetchone()[0]
 
     def _check_may_write(self, author: str, event_type: str, data: dict[str, Any]) -> None:
         st = self.membership

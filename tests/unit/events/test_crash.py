@@ -10,6 +10,29 @@ import pytest
 
 from hearthnet.home import Home
 
+ASYNC_WRITER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from hearthnet.home import Home
+    home = Home.open(sys.argv[1])
+    kp = home.identity()
+    log = home.open_log()
+
+    async def one(i):
+        ev = await log.append("market.post.created", {"i": i}, kp)
+        sys.stdout.write(ev.event_id + "\\n")
+        sys.stdout.flush()
+
+    async def main():
+        i = 0
+        while True:
+            await asyncio.gather(*(one(i + k) for k in range(32)))  # group commits of 32
+            i += 32
+
+    asyncio.run(main())
+    """
+)
+
 WRITER = textwrap.dedent(
     """
     import sys
@@ -27,12 +50,13 @@ WRITER = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("synchronous", ["NORMAL", "FULL"])
-def test_sigkill_mid_burst_loses_no_acknowledged_event(tmp_path, synchronous, monkeypatch):
+@pytest.mark.parametrize("synchronous, writer", [("NORMAL", "sync"), ("FULL", "sync"), ("NORMAL", "group")])
+def test_sigkill_mid_burst_loses_no_acknowledged_event(tmp_path, synchronous, writer, monkeypatch):
     monkeypatch.setenv("HEARTHNET_EVENTS__SYNCHRONOUS", synchronous)
     home = Home.open(tmp_path / "node")
     home.init(create_community="Crashdorf")
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / "node")], stdout=subprocess.PIPE, text=True)
+    code = WRITER if writer == "sync" else ASYNC_WRITER
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "node")], stdout=subprocess.PIPE, text=True)
     acked = []
     try:
         for line in proc.stdout:

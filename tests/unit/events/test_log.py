@@ -269,3 +269,38 @@ def test_slow_subscriber_gets_capacity_exceeded(community):
         await agen.aclose()
 
     asyncio.run(main())
+
+
+def test_group_commit_append_keeps_chains_and_order(community):
+    import asyncio
+
+    log, root, anchor = community
+    member = keys.generate()
+    log.append_local("community.member.joined", {"node_id": member.node_id, "level": "member"}, root)
+
+    async def main():
+        async def writer(kp, n):
+            return [await log.append("market.post.created", {"n": i}, kp) for i in range(n)]
+
+        return await asyncio.gather(*(writer(anchor if i % 2 else member, 50) for i in range(8)))
+
+    batches = asyncio.run(main())
+    mine = [e for b in batches for e in b if e.author == anchor.node_id]
+    assert sorted(e.seq for e in mine) == list(range(1, 201))
+    stored = [e for e in log.replay() if e.author == anchor.node_id]
+    assert [e.seq for e in stored] == list(range(1, 201))
+    assert all(b.prev == a.hash for a, b in zip(stored, stored[1:]))
+    assert log.verify_all(workers=1).ok and log.count() == 3 + 400
+    lamports = [e.lamport for e in log.replay()]
+    assert len(set(lamports)) == len(lamports)  # one writer process: every event its own tick
+
+
+def test_group_commit_refuses_what_append_local_refuses(community):
+    import asyncio
+
+    log, root, anchor = community
+    with pytest.raises(HearthNetError) as e:
+        asyncio.run(log.append("market.post.created", {}, keys.generate()))
+    assert e.value.code == "not_member"
+    ev = asyncio.run(log.append("community.member.joined", {"node_id": keys.generate().node_id}, root))  # membership: sync path
+    assert log.status_of(ev.event_id) == "valid"
