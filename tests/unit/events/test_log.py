@@ -289,7 +289,7 @@ def test_group_commit_append_keeps_chains_and_order(community):
     assert sorted(e.seq for e in mine) == list(range(1, 201))
     stored = [e for e in log.replay() if e.author == anchor.node_id]
     assert [e.seq for e in stored] == list(range(1, 201))
-    assert all(b.prev == a.hash for a, b in zip(stored, stored[1:]))
+    assert all(b.prev == a.hash for a, b in zip(stored, stored[1:], strict=False))
     assert log.verify_all(workers=1).ok and log.count() == 3 + 400
     lamports = [e.lamport for e in log.replay()]
     assert len(set(lamports)) == len(lamports)  # one writer process: every event its own tick
