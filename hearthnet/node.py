@@ -89,6 +89,15 @@ class Node:
         self.metrics = Metrics(cfg.observability.metrics_enabled)
         self.bus = CapabilityBus(self.node_id, cfg.bus, trace_size=cfg.observability.trace_ring_buffer, metrics=self.metrics)
         self.bus.register_service(DiagService(self.node_id))
+        self.services: list[Any] = []
+        if not cfg.llm.backends and "llm.chat" not in cfg.bus.disabled:
+            from hearthnet.services.llm.service import LlmService, embedded_backend
+
+            backend = embedded_backend()  # None without the llm extra: the node routes llm.* to peers
+            if backend is not None:
+                svc = LlmService([backend])
+                self.bus.register_service(svc)
+                self.services.append(svc)
         for e in list(self.bus.registry.all_local()):
             if e.name in cfg.bus.disabled:
                 self.bus.registry.deregister_local(e.name, e.version)
@@ -400,6 +409,9 @@ class Node:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(server_task, 10)
         stop_task.cancel()
+        for svc in self.services:
+            with contextlib.suppress(Exception):
+                await svc.stop()
         await self.client.close()
         self.nonces.close()
         self.log.close()

@@ -24,7 +24,7 @@ EFFECT = {
     "transport": "now (`hearthnet run`)",
     "discovery": "now (`static_peers`, `manifest_refresh_seconds`); mDNS and UDP with the discovery work of the mesh issue",
     "bus": "now (`hearthnet run`, routing and quarantine)",
-    "llm": "with the AI-services issue",
+    "llm": "now for the embedded default (empty `backends`: SmolLM2 through llama.cpp when the `llm` extra is installed); the other backends with the AI-services issue",
     "embedding": "with the AI-services issue",
     "rag": "with the AI-services issue",
     "file": "with the community-services issue",

@@ -8,6 +8,7 @@ concurrency limits and traces are the bus's job alone.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
@@ -96,7 +97,7 @@ class CapabilityBus:
         d = self._admit(entry, body)
         entry.in_flight += 1
         try:
-            res = entry.handler(body, ctx)  # type: ignore[misc]
+            res = entry.handler(body, dataclasses.replace(ctx, stream=False))  # type: ignore[misc]
             if not asyncio.iscoroutine(res):
                 raise HearthNetError("bad_request", f"{d.name} answers only as a stream (use stream)")
             async with asyncio.timeout(min(ctx.remaining, d.timeout_seconds)):  # no extra task, unlike wait_for
@@ -114,7 +115,7 @@ class CapabilityBus:
             raise HearthNetError("bad_request", f"{d.name} does not stream")
         entry.in_flight += 1
         self.metrics.active_streams.labels(capability=d.name).inc()
-        agen = entry.handler(body, ctx)  # type: ignore[misc]
+        agen = entry.handler(body, dataclasses.replace(ctx, stream=True))  # type: ignore[misc]
         try:
             if not hasattr(agen, "__anext__"):
                 if asyncio.iscoroutine(agen):
@@ -183,6 +184,7 @@ class CapabilityBus:
         deadline = time.monotonic() + (timeout or self.config_timeout(name))
         ranked = self._ranked(name, version, session_id, params_filter, params)
         last: HearthNetError | None = None
+        codes: set[str] = set()
         for attempt, entry in enumerate(ranked, 1):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -198,9 +200,10 @@ class CapabilityBus:
                     )
             except HearthNetError as exc:
                 if exc.code in RETRYABLE:
-                    self._health(entry, False, t0)
+                    self._health(entry, exc.code == "not_found", t0)  # "not that model here" is no sickness
                     self._record(entry, trace_id, t0, exc.code, attempt)
                     last = exc
+                    codes.add(exc.code)
                     continue
                 self._record(entry, trace_id, t0, exc.code, attempt)
                 raise
@@ -209,6 +212,8 @@ class CapabilityBus:
             self.router.stick(session_id, entry.node_id)
             return out
         if last is not None and time.monotonic() < deadline:
+            if len(codes) == 1 and last.code != "internal":
+                raise HearthNetError(last.code, last.message, **last.details)  # every node said the same
             raise HearthNetError("partition", f"every node offering {name} failed; last: {last.message}", last_code=last.code)
         raise HearthNetError("timeout", f"{name} did not answer within {timeout or self.config_timeout(name):.1f}s")
 

@@ -48,6 +48,7 @@ class CallContext:
     trace_id: str
     deadline: float  # time.monotonic() by which the call must end
     session_id: str | None = None
+    stream: bool = False  # set by the bus: the caller asked for a stream of frames
 
     @property
     def remaining(self) -> float:

@@ -1,0 +1,1 @@
+"""LLM service: backends behind llm.chat / llm.complete."""

@@ -1,0 +1,164 @@
+"""The embedded backend: llama-cpp-python on a pinned GGUF file, loaded on first use.
+
+Generation is blocking C code, so it runs in a worker thread; tokens cross to the
+event loop through a queue. Closing the stream sets a flag the worker checks on
+every token, which stops the generation. One generation at a time per model
+(a llama.cpp context is not re-entrant); the bus answers capacity_exceeded
+beyond that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from hearthnet.errors import HearthNetError
+from hearthnet.services.llm.backends.base import BackendModel, ChatResult, Generation
+
+_DONE = object()
+
+
+class LlamaCppBackend:
+    name = "llama_cpp"
+    max_concurrent = 1
+
+    def __init__(self, model: BackendModel, path: Callable[[], Path], *, n_ctx: int | None = None, threads: int | None = None) -> None:
+        self.model = model
+        self.models = [model]
+        self._path = path  # resolves and verifies the pinned file (at first use)
+        self._n_ctx = n_ctx or min(model.ctx_max, 4096)
+        self._threads = threads or max(1, os.cpu_count() or 1)
+        self._llm: Any = None
+        self._load_lock = threading.Lock()
+        self._gen_lock = threading.Lock()
+
+    def _load(self) -> Any:
+        with self._load_lock:
+            if self._llm is None:
+                try:
+                    import llama_cpp
+                except ImportError as exc:
+                    raise HearthNetError("not_found", "llama-cpp-python is not installed (pip install 'hearthnet[llm]')") from exc
+                path = self._path()
+                self._llm = llama_cpp.Llama(model_path=str(path), n_ctx=self._n_ctx, n_threads=self._threads, verbose=False)
+            return self._llm
+
+    async def warm(self) -> None:
+        await asyncio.to_thread(self._load)
+
+    def _check_model(self, model: str) -> None:
+        if model and model != self.model.name:
+            raise HearthNetError("not_found", f"this backend serves {self.model.name}, not {model}")
+
+    def _prompt_tokens(self, llm: Any, text: str) -> int:
+        return len(llm.tokenize(text.encode("utf-8"), add_bos=True))
+
+    def _fit(self, llm: Any, tokens_in: int, gen: Generation) -> None:
+        if tokens_in + gen.max_tokens > llm.n_ctx():
+            raise HearthNetError("payload_too_large", f"prompt is {tokens_in} tokens + max_tokens {gen.max_tokens}; the context holds {llm.n_ctx()}",
+                                 limit=llm.n_ctx())
+
+    def _chat_prompt_tokens(self, llm: Any, messages: list[dict[str, str]]) -> int:
+        # The chat template adds a few tokens per message; count the content plus that overhead.
+        return sum(self._prompt_tokens(llm, m["content"]) + 4 for m in messages) + 2
+
+    # --- streaming core ------------------------------------------------------------
+    async def _stream(self, start: Callable[[Any], Any], tokens_in_of: Callable[[Any], int], gen: Generation) -> AsyncIterator[dict[str, Any]]:
+        llm = await asyncio.to_thread(self._load)
+        tokens_in = tokens_in_of(llm)
+        self._fit(llm, tokens_in, gen)
+        loop = asyncio.get_running_loop()
+        q: asyncio.Queue[Any] = asyncio.Queue()
+        stop = threading.Event()
+        t0 = time.perf_counter()
+
+        def work() -> None:
+            reason = "stop"
+            try:
+                if not self._gen_lock.acquire(blocking=False):
+                    raise HearthNetError("capacity_exceeded", f"{self.model.name} is busy", retry_after_ms=500)
+                try:
+                    for chunk in start(llm):
+                        if stop.is_set():
+                            reason = "cancelled"
+                            break
+                        choice = chunk["choices"][0]
+                        text = choice.get("delta", {}).get("content") if "delta" in choice else choice.get("text")
+                        if text:
+                            loop.call_soon_threadsafe(q.put_nowait, text)
+                        if choice.get("finish_reason"):
+                            reason = choice["finish_reason"]
+                finally:
+                    self._gen_lock.release()
+                loop.call_soon_threadsafe(q.put_nowait, (_DONE, reason))
+            except BaseException as exc:  # delivered to the consumer, not lost in the thread
+                loop.call_soon_threadsafe(q.put_nowait, exc)
+
+        worker = threading.Thread(target=work, name="llama-gen", daemon=True)
+        worker.start()
+        out = 0
+        try:
+            while True:
+                item = await q.get()
+                if isinstance(item, BaseException):
+                    if isinstance(item, HearthNetError):
+                        raise item
+                    raise HearthNetError("internal", f"llama.cpp: {type(item).__name__}: {item}")
+                if isinstance(item, tuple) and item and item[0] is _DONE:
+                    yield {"event": "done", "data": {"model": self.model.name, "backend": self.name, "tokens_in": tokens_in, "tokens_out": out,
+                                                     "stop_reason": item[1], "ms": int((time.perf_counter() - t0) * 1000)}}
+                    return
+                out += 1
+                yield {"event": "token", "data": {"text": item}}
+        finally:
+            stop.set()  # the consumer left (or finished): the worker stops at its next token
+            await asyncio.to_thread(worker.join, 30)
+
+    def stream_chat(self, model: str, messages: list[dict[str, str]], gen: Generation) -> AsyncIterator[dict[str, Any]]:
+        self._check_model(model)
+        kw = self._kw(gen)
+        return self._stream(lambda llm: llm.create_chat_completion(messages=messages, stream=True, **kw),
+                            lambda llm: self._chat_prompt_tokens(llm, messages), gen)
+
+    def stream_complete(self, model: str, prompt: str, gen: Generation) -> AsyncIterator[dict[str, Any]]:
+        self._check_model(model)
+        kw = self._kw(gen)
+        return self._stream(lambda llm: llm.create_completion(prompt=prompt, stream=True, **kw), lambda llm: self._prompt_tokens(llm, prompt), gen)
+
+    async def chat(self, model: str, messages: list[dict[str, str]], gen: Generation) -> ChatResult:
+        return await _collect(self.stream_chat(model, messages, gen))
+
+    async def complete(self, model: str, prompt: str, gen: Generation) -> ChatResult:
+        return await _collect(self.stream_complete(model, prompt, gen))
+
+    @staticmethod
+    def _kw(gen: Generation) -> dict[str, Any]:
+        kw: dict[str, Any] = {"max_tokens": gen.max_tokens, "temperature": gen.temperature, "stop": gen.stop or None}
+        if gen.seed is not None:
+            kw["seed"] = gen.seed
+        return kw
+
+    async def close(self) -> None:
+        with self._load_lock:
+            llm, self._llm = self._llm, None
+        if llm is not None:
+            await asyncio.to_thread(llm.close) if hasattr(llm, "close") else None
+
+
+async def _collect(frames: AsyncIterator[dict[str, Any]]) -> ChatResult:
+    parts: list[str] = []
+    async for f in frames:
+        if f["event"] == "token":
+            parts.append(f["data"]["text"])
+        elif f["event"] == "done":
+            d = f["data"]
+            return ChatResult("".join(parts), d["tokens_in"], d["tokens_out"], d["stop_reason"], d["ms"])
+    raise HearthNetError("internal", "generation ended without a done frame")
+
+
+__all__ = ["LlamaCppBackend"]

