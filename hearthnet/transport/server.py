@@ -212,13 +212,7 @@ def build_app(node: Node) -> FastAPI:
                 raise
             node.record_served(name, caller.node_id, "ok", t0)
             return JSONResponse({"result": out}, headers=headers)
-        frames = node.bus.serve_stream(name, version, req.get("body", {}), ctx)
-        # Fail before the first byte (unknown capability, schema, capacity) as a plain error response.
-        try:
-            first = await frames.__anext__()
-        except StopAsyncIteration:
-            first = None
-        return StreamingResponse(_sse(node, name, caller, first, frames), media_type="text/event-stream", headers={**headers, "Cache-Control": "no-store"})
+        return await _stream_response(node, name, caller, node.bus.serve_stream(name, version, req.get("body", {}), ctx), headers)
 
     @app.post("/bus/v1/ack")
     async def bus_ack(request: Request) -> JSONResponse:
@@ -294,12 +288,17 @@ async def _routed(node: Node, name: str, version: tuple[int, int], req: dict[str
         out = await node.bus.call(name, version, body, timeout=timeout, session_id=req.get("session_id"))
         return JSONResponse({"result": out}, headers=headers)
     frames = node.bus.stream(name, version, body, timeout=timeout, session_id=req.get("session_id"))
+    return await _stream_response(node, name, Caller(node.node_id, "anchor"), frames, headers)
+
+
+async def _stream_response(node: Node, name: str, caller: Caller, frames: AsyncIterator[dict[str, Any]], headers: dict[str, str]) -> Response:
+    """SSE answer. The first frame is awaited here, so a failure before the first byte
+    (unknown capability, schema, capacity, no node) is a plain error response."""
     try:
         first = await frames.__anext__()
     except StopAsyncIteration:
         first = None
-    me = Caller(node.node_id, "anchor")
-    return StreamingResponse(_sse(node, name, me, first, frames), media_type="text/event-stream", headers={**headers, "Cache-Control": "no-store"})
+    return StreamingResponse(_sse(node, name, caller, first, frames), media_type="text/event-stream", headers={**headers, "Cache-Control": "no-store"})
 
 
 async def _sse(node: Node, name: str, caller: Caller, first: dict[str, Any] | None, frames: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:

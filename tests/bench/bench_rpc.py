@@ -12,16 +12,13 @@ cap one peer at 100 calls/s per capability).
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from benchlib import args as parse_args
-from benchlib import emit, tmpdir
+from benchlib import emit, start_node, tmpdir
 
 CONCURRENCY = 32
 LIMITS = {"HEARTHNET_TRANSPORT__RATE_SOFT_RPS_PER_CAP": "1000000", "HEARTHNET_TRANSPORT__RATE_HARD_RPS_PER_CAP": "1000000",
@@ -108,17 +105,8 @@ def main() -> None:
     with tmpdir() as d:
         home = Home.open(Path(d) / "server")
         home.init(create_community="Benchdorf")
-        port = free_port()
-        env = {**os.environ, **LIMITS}
-        proc = subprocess.Popen([sys.executable, "-c", SERVER, "--data-dir", str(home.data_dir), "run", "--host", "127.0.0.1", "--port", str(port)],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc, url = start_node(home.data_dir, free_port(), LIMITS, [sys.executable, "-c", SERVER])
         try:
-            deadline = time.monotonic() + 30
-            while not (home.data_dir / "run" / "node.json").exists():
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("server did not start")
-                time.sleep(0.05)
-            url = json.loads((home.data_dir / "run" / "node.json").read_text())["url"]
             (s_rate, s_p50, s_p99), (b_rate, b_p50, b_p99) = asyncio.run(run_client(Home.open(home.data_dir), url, a.n))
         finally:
             proc.terminate()

@@ -11,15 +11,11 @@ storage floor, no network).
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from benchlib import args as parse_args
-from benchlib import emit, post, tmpdir
+from benchlib import emit, post, start_node, tmpdir
 from bench_rpc import free_port
 
 ENV = {"HEARTHNET_DISCOVERY__MDNS_ENABLED": "false", "HEARTHNET_DISCOVERY__UDP_ENABLED": "false",
@@ -43,16 +39,8 @@ def main() -> None:
             for i in range(a.n):
                 log.append_local("market.post.created", post(i), kp)
             envelopes = [e.envelope() for e in log.replay()]
-        port = free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "hearthnet", "--data-dir", str(src.data_dir), "run", "--host", "127.0.0.1", "--port", str(port)],
-                                env={**os.environ, **ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc, url = start_node(src.data_dir, free_port(), ENV)
         try:
-            deadline = time.monotonic() + 30
-            while not (src.data_dir / "run" / "node.json").exists():
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("anchor did not start")
-                time.sleep(0.05)
-            url = json.loads((src.data_dir / "run" / "node.json").read_text())["url"]
             t0 = time.perf_counter()
             res = asyncio.run(join(fresh, url))
             mesh_s = time.perf_counter() - t0

@@ -70,3 +70,20 @@ def community_log(path: Path, synchronous: str = "NORMAL"):
 def post(i: int) -> dict[str, Any]:
     """A marketplace-sized event body."""
     return {"title": f"Fresh eggs #{i}", "category": "offer", "body": "A dozen eggs from the hill farm, collect by Friday.", "tags": ["food", "eggs"], "price": 3}
+
+
+def start_node(data_dir: Path, port: int, env: dict[str, str], argv_prefix: list[str] | None = None) -> tuple[Any, str]:
+    """Start `hearthnet run` for data_dir on 127.0.0.1:port; returns (process, url) once it is up."""
+    import os
+    import subprocess
+
+    cmd = (argv_prefix or [sys.executable, "-m", "hearthnet"]) + ["--data-dir", str(data_dir), "run", "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    run_file = data_dir / "run" / "node.json"
+    while not run_file.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit("node did not start")
+        time.sleep(0.05)
+    return proc, json.loads(run_file.read_text())["url"]
