@@ -126,6 +126,8 @@ class Node:
         self._server: _Server | None = None
         self._bg: set[asyncio.Task[Any]] = set()
         self.mdns: Any = None
+        self._adv_host: str | None = None
+        self._hardware = hardware()
         self.udp: Any = None
         for url in cfg.discovery.static_peers:
             self.peers.seen(url, "static")
@@ -170,7 +172,7 @@ class Node:
             display_name=self.config.identity.display_name,
             profile=self.config.identity.profile,
             endpoints=[Endpoint(transport="https" if self.tls else "http", host=host, port=self.port or 1)],
-            hardware=hardware(),
+            hardware=self._hardware,
             capabilities=caps,
             uptime_seconds=int(time.monotonic() - self.started),
             load={"in_flight": float(sum(e.in_flight for e in self.bus.registry.all_local()))},
@@ -419,7 +421,9 @@ class Node:
         self.logger.info("node stopped")
 
     def advertised_host(self) -> str:
-        return self.config.transport.advertise_host or (local_address() if self.host in ("0.0.0.0", "::") else self.host)
+        if self._adv_host is None:  # one route lookup per run, not per manifest request
+            self._adv_host = self.config.transport.advertise_host or (local_address() if self.host in ("0.0.0.0", "::") else self.host)
+        return self._adv_host
 
     async def _start_discovery(self) -> None:
         from hearthnet.discovery.mdns import MdnsDiscovery

@@ -211,11 +211,7 @@ class CapabilityBus:
             self._record(entry, trace_id, t0, "ok", attempt)
             self.router.stick(session_id, entry.node_id)
             return out
-        if last is not None and time.monotonic() < deadline:
-            if len(codes) == 1 and last.code != "internal":
-                raise HearthNetError(last.code, last.message, **last.details)  # every node said the same
-            raise HearthNetError("partition", f"every node offering {name} failed; last: {last.message}", last_code=last.code)
-        raise HearthNetError("timeout", f"{name} did not answer within {timeout or self.config_timeout(name):.1f}s")
+        raise self._exhausted(name, last, codes, deadline)
 
     async def stream(
         self,
@@ -235,6 +231,7 @@ class CapabilityBus:
         deadline = time.monotonic() + (timeout or self.config_timeout(name))
         ranked = self._ranked(name, version, session_id, params_filter, params)
         last: HearthNetError | None = None
+        codes: set[str] = set()
         for attempt, entry in enumerate(ranked, 1):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -258,9 +255,10 @@ class CapabilityBus:
                         return
             except HearthNetError as exc:
                 if frames == 0 and exc.code in RETRYABLE:
-                    self._health(entry, False, t0)
+                    self._health(entry, exc.code == "not_found", t0)
                     self._record(entry, trace_id, t0, exc.code, attempt)
                     last = exc
+                    codes.add(exc.code)
                     continue
                 self._health(entry, exc.code not in RETRYABLE, t0)
                 self._record(entry, trace_id, t0, exc.code, attempt, frames)
@@ -278,9 +276,15 @@ class CapabilityBus:
             self._record(entry, trace_id, t0, "ok", attempt, frames)
             self.router.stick(session_id, entry.node_id)
             return
-        if last is not None and time.monotonic() < deadline:
-            raise HearthNetError("partition", f"every node offering {name} failed; last: {last.message}", last_code=last.code)
-        raise HearthNetError("timeout", f"{name} did not start within its deadline")
+        raise self._exhausted(name, last, codes, deadline)
+
+    def _exhausted(self, name: str, last: HearthNetError | None, codes: set[str], deadline: float) -> HearthNetError:
+        """The error for a call or stream whose candidates all failed (or whose deadline passed)."""
+        if last is None or time.monotonic() >= deadline:
+            return HearthNetError("timeout", f"{name} did not answer within its deadline")
+        if len(codes) == 1 and last.code != "internal":
+            return HearthNetError(last.code, last.message, **last.details)  # every node said the same
+        return HearthNetError("partition", f"every node offering {name} failed; last: {last.message}", last_code=last.code)
 
     def config_timeout(self, name: str) -> float:
         spec_t = [float(e.spec["timeout_seconds"]) for e in self.registry.all() if e.name == name and e.spec.get("timeout_seconds")]

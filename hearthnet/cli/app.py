@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from hearthnet import constants as C
 from hearthnet.errors import HearthNetError
@@ -103,6 +104,14 @@ def make_console() -> Console:
     return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 240)
 
 
+def table(*columns: str) -> Table:
+    """The CLI's one table style."""
+    t = Table(show_header=True, header_style="bold", box=None)
+    for col in columns:
+        t.add_column(col)
+    return t
+
+
 def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
@@ -149,4 +158,4 @@ def _click_exit(exc: Exception) -> int:
     return fail(HearthNetError("internal", f"{kind}: {exc}"))  # one line, no traceback
 
 
-__all__ = ["JsonOpt", "app", "command", "emit_json", "globals_", "home", "make_console", "run"]
+__all__ = ["JsonOpt", "app", "command", "emit_json", "globals_", "home", "make_console", "run", "table"]

@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 import hearthnet
 from hearthnet import clock
 from hearthnet import constants as C
-from hearthnet.cli.app import JsonOpt, command, emit_json, home, make_console
+from hearthnet.cli.app import JsonOpt, command, emit_json, home, make_console, table
 from hearthnet.errors import HearthNetError
 from hearthnet.events.replay import ActivityView, ReplayEngine
 from hearthnet.events.types import EVENT_TYPES, Event
@@ -74,9 +73,7 @@ def log_cmd(
         if json_out:
             _stream_json(rows, limit)
             return
-        t = Table(show_header=True, header_style="bold", box=None)
-        for col in ("lamport", "wall clock", "author", "seq", "type", "event id") + (("status",) if all_ else ()):
-            t.add_column(col)
+        t = table(*("lamport", "wall clock", "author", "seq", "type", "event id") + (("status",) if all_ else ()))
         n = 0
         for ev, st in rows:
             if limit is not None and n >= limit:
@@ -126,9 +123,7 @@ def _summary(log: Any, json_out: bool) -> None:
     if json_out:
         emit_json({"community": mem.name, "events": engine.applied, "types": dict(view.types), "authors": view.authors})
         return
-    t = Table(show_header=True, header_style="bold", box=None)
-    for col in ("author", "level", "events", "last lamport", "last seen"):
-        t.add_column(col)
+    t = table(*("author", "level", "events", "last lamport", "last seen"))
     for author, a in sorted(view.authors.items(), key=lambda kv: -kv[1]["last_lamport"]):
         t.add_row(short_of(author), mem.level_of(author), str(a["events"]), str(a["last_lamport"]), a["last_wall_clock"])
     console.print(t)

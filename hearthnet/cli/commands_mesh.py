@@ -8,11 +8,10 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.table import Table
 
 from hearthnet import constants as C
 from hearthnet.bus.capability import parse_name_at_version
-from hearthnet.cli.app import JsonOpt, app, command, emit_json, home, make_console
+from hearthnet.cli.app import JsonOpt, app, command, emit_json, home, make_console, table
 from hearthnet.errors import HearthNetError
 from hearthnet.home import Home
 from hearthnet.identity.canonical import parse_json
@@ -61,9 +60,7 @@ def status_cmd(node: NodeOpt = None, json_out: JsonOpt = False) -> None:
     print(f"log        head {st['log']['head']}: {st['log']['valid']} valid, {st['log']['parked']} parked")
     print(f"clock      {st['time']}" + (f"  WARNING: {st['clock_warning']}" if st.get("clock_warning") else ""))
     print(f"local      {', '.join(st['capabilities_local'])}")
-    t = Table(show_header=True, header_style="bold", box=None)
-    for col in ("peer", "url", "source", "verified", "age s", "capabilities"):
-        t.add_column(col)
+    t = table(*("peer", "url", "source", "verified", "age s", "capabilities"))
     for p in st["peers"]:
         t.add_row(short_of(p["node_id"]) if p["node_id"] else "?", p["url"], p["source"], "yes" if p["verified"] else "no",
                   str(p["age_seconds"]), ", ".join(p["capabilities"]))
@@ -85,9 +82,7 @@ def caps_cmd(
     if json_out:
         emit_json(rows)
         return
-    t = Table(show_header=True, header_style="bold", box=None)
-    for col in ("capability", "node", "where", "load", "success", "p50 ms", "trust"):
-        t.add_column(col)
+    t = table(*("capability", "node", "where", "load", "success", "p50 ms", "trust"))
     for r in rows:
         t.add_row(f"{r['name']}@{r['version']}", short_of(r["node_id"]), "local" if r["local"] else r["url"] or "?",
                   f"{r['in_flight']}/{r['max_concurrent']}", f"{r['success_rate']:.2f}" + (" Q" if r["quarantined"] else ""),
@@ -153,9 +148,7 @@ def trace_cmd(
     if json_out:
         emit_json(traces)
         return
-    t = Table(show_header=True, header_style="bold", box=None)
-    for col in ("time", "capability", "from", "to", "result", "ms", "tries"):
-        t.add_column(col)
+    t = table(*("time", "capability", "from", "to", "result", "ms", "tries"))
     for r in traces:
         t.add_row(r["ts"], r["capability"], short_of(r["from_node"]), "local" if r["is_local"] and r["from_node"] == r["to_node"] else short_of(r["to_node"]),
                   r["result"], f"{r['ms']:.1f}", str(r["attempts"]))
@@ -192,9 +185,7 @@ def member_list_cmd(json_out: JsonOpt = False) -> None:
     if json_out:
         emit_json(rows)
         return
-    t = Table(show_header=True, header_style="bold", box=None)
-    for col in ("member", "level", "name", "added", "revoked"):
-        t.add_column(col)
+    t = table(*("member", "level", "name", "added", "revoked"))
     for r in sorted(rows, key=lambda r: r["added_at"]):
         t.add_row(short_of(r["node_id"]), r["level"], r["display_name"], r["added_at"], "yes" if r["revoked"] else "")
     console.print(t)

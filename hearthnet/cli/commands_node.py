@@ -7,11 +7,10 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 import hearthnet
 from hearthnet import constants as C
-from hearthnet.cli.app import JsonOpt, command, emit_json, home, make_console
+from hearthnet.cli.app import JsonOpt, command, emit_json, home, make_console, table
 from hearthnet.errors import HearthNetError
 from hearthnet.observability import doctor as doctor_mod
 from hearthnet.storage import sqlite_module
@@ -109,10 +108,7 @@ def doctor_cmd(
     if json_out:
         print(doctor_mod.render_json(results))
     else:
-        t = Table(show_header=True, header_style="bold", box=None)
-        t.add_column("check")
-        t.add_column("")
-        t.add_column("detail")
+        t = table("check", "", "detail")
         for r in results:
             t.add_row(r.name, "ok" if r.ok else "FAIL", r.detail + (f"\n  fix: {r.fix}" if r.fix and not r.ok else ""))
         console.print(t)
