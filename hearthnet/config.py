@@ -17,7 +17,7 @@ from typing import Any, Literal
 import tomli_w
 import tomlkit
 import tomlkit.exceptions
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from hearthnet import constants as C
@@ -92,10 +92,22 @@ class BusConfig(_Section):
 
 
 class LlmBackendConfig(_Section):
-    name: Literal["llama_cpp", "ollama", "lmstudio", "vllm", "hf_api", "anthropic_api", "nemotron", "openbmb"]
-    url: str | None = None
-    model: str | None = None
-    api_key_env: str | None = None
+    name: Literal["llama_cpp", "ollama", "lmstudio", "vllm", "hf_api", "anthropic_api", "nemotron", "openbmb"] = Field(
+        description="Which backend: llama_cpp runs a pinned GGUF in-process; the others are HTTP servers.")
+    url: str | None = Field(None, description="Server base URL (…/v1); empty means the backend's default.")
+    model: str | None = Field(None, description="Model id: a model-index id for llama_cpp, the server's model name otherwise.")
+    api_key_env: str | None = Field(None, description="Name of the environment variable holding the API key (keys never go in this file).")
+    local: bool = Field(False, description="nemotron: a self-hosted NIM on this box instead of NVIDIA's cloud.")
+    ctx: int | None = Field(None, ge=256, description="Context length in tokens; empty means the model index's (llama_cpp) or 4096.")
+    max_concurrent: int | None = Field(None, ge=1, description="Generations at once; empty means 1 for llama_cpp, 4 for HTTP servers.")
+
+    @model_validator(mode="after")
+    def _needs_model(self) -> LlmBackendConfig:
+        if self.name != "llama_cpp" and not self.model:
+            raise ValueError(f"backend {self.name} needs `model` (the name its server knows the model by)")
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url must start with http:// or https://, not {self.url!r}")
+        return self
 
 
 class LlmConfig(_Section):

@@ -90,12 +90,12 @@ class Node:
         self.bus = CapabilityBus(self.node_id, cfg.bus, trace_size=cfg.observability.trace_ring_buffer, metrics=self.metrics)
         self.bus.register_service(DiagService(self.node_id))
         self.services: list[Any] = []
-        if not cfg.llm.backends and "llm.chat" not in cfg.bus.disabled:
-            from hearthnet.services.llm.service import LlmService, embedded_backend
+        if "llm.chat" not in cfg.bus.disabled:
+            from hearthnet.services.llm.service import LlmService, build_backends
 
-            backend = embedded_backend()  # None without the llm extra: the node routes llm.* to peers
-            if backend is not None:
-                svc = LlmService([backend])
+            backends = build_backends(cfg.llm)  # none without the llm extra: the node routes llm.* to peers
+            if backends:
+                svc = LlmService(backends)
                 self.bus.register_service(svc)
                 self.services.append(svc)
         for e in list(self.bus.registry.all_local()):

@@ -24,7 +24,7 @@ EFFECT = {
     "transport": "now (`hearthnet run`)",
     "discovery": "now (`static_peers`, `manifest_refresh_seconds`); mDNS and UDP with the discovery work of the mesh issue",
     "bus": "now (`hearthnet run`, routing and quarantine)",
-    "llm": "now for the embedded default (empty `backends`: SmolLM2 through llama.cpp when the `llm` extra is installed); the other backends with the AI-services issue",
+    "llm": "now (`hearthnet run`); empty `backends` means the embedded SmolLM2 through llama.cpp when the `llm` extra is installed",
     "embedding": "with the AI-services issue",
     "rag": "with the AI-services issue",
     "file": "with the community-services issue",
@@ -46,21 +46,27 @@ def _type(f) -> str:
     return str(f.annotation).replace("typing.", "").replace("<class '", "").replace("'>", "").replace("pathlib.", "").replace("hearthnet.config.", "")
 
 
+def _rows(model) -> list[str]:
+    rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for name, f in model.model_fields.items():
+        if f.default_factory is not None:
+            d = repr(f.default_factory())
+        elif f.is_required():
+            d = "required"
+        else:
+            d = "none" if f.default is None else (repr(f.default) if isinstance(f.default, str) else str(f.default))
+        rows.append(f"| `{name}` | `{_type(f)}` | `{d}` | {f.description or ''} |")
+    return rows
+
+
 def config_tables() -> str:
     out = []
     for sec, model in config.SECTIONS.items():
-        out += [f"### `[{sec}]`", "", f"In effect: {EFFECT[sec]}.", "", "| key | type | default | meaning |", "|---|---|---|---|"]
+        out += [f"### `[{sec}]`", "", f"In effect: {EFFECT[sec]}.", "", *_rows(model), ""]
         for name, f in model.model_fields.items():
-            if f.default_factory is not None:
-                d = repr(f.default_factory())
-            else:
-                d = "none" if f.default is None else (repr(f.default) if isinstance(f.default, str) else str(f.default))
-            desc = f.description or ""
-            if name == "backends":
-                desc = ("LLM backends (`name`: llama_cpp, ollama, lmstudio, vllm, hf_api, anthropic_api, nemotron, openbmb; "
-                        "`url`, `model`, `api_key_env`). Empty: the embedded SmolLM2 default.")
-            out.append(f"| `{name}` | `{_type(f)}` | `{d}` | {desc} |")
-        out.append("")
+            inner = getattr(f.annotation, "__args__", (None,))[0]
+            if isinstance(inner, type) and issubclass(inner, config.BaseModel):  # a list of tables: [[section.key]]
+                out += [f"Each `[[{sec}.{name}]]` table:", "", *_rows(inner), ""]
     return "\n".join(out).rstrip()
 
 

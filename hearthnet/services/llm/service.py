@@ -7,11 +7,13 @@ sha256-verified against the model index, loaded on first use.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
 from hearthnet import constants as C
 from hearthnet.bus.capability import CallContext, CapabilityDescriptor
+from hearthnet.config import LlmBackendConfig, LlmConfig
 from hearthnet.errors import HearthNetError
 from hearthnet.services.base import Capabilities
 from hearthnet.services.llm.backends.base import Generation, LlmBackend
@@ -129,18 +131,52 @@ def embedded_backend() -> LlmBackend | None:
     """SmolLM2 through llama.cpp when the `llm` extra is installed and the package ships the file."""
     import importlib.util
 
+    if importlib.util.find_spec("llama_cpp") is None:
+        return None
+    try:
+        return _llama_cpp(EMBEDDED_MODEL, None, None)
+    except HearthNetError:
+        return None
+
+
+def _llama_cpp(model_id: str, ctx: int | None, max_concurrent: int | None) -> LlmBackend:
     from hearthnet.provision import models
     from hearthnet.services.llm.backends.base import BackendModel
     from hearthnet.services.llm.backends.llama_cpp import LlamaCppBackend
 
-    if importlib.util.find_spec("llama_cpp") is None:
-        return None
-    entry = models.find(EMBEDDED_MODEL)
-    try:
-        path = models.locate(entry)  # cheap: hashing waits for first use
-    except HearthNetError:
-        return None
-    return LlamaCppBackend(BackendModel(entry.id, entry.quantisation, entry.context), lambda: models.verify(entry, path))
+    entry = models.find(model_id)
+    path = models.locate(entry)  # cheap: hashing waits for first use
+    return LlamaCppBackend(BackendModel(entry.id, entry.quantisation, entry.context), lambda: models.verify(entry, path), n_ctx=ctx)
 
 
-__all__ = ["CHAT_REQUEST", "COMPLETE_REQUEST", "EMBEDDED_MODEL", "LlmService", "embedded_backend"]
+def build_backend(cfg: LlmBackendConfig) -> LlmBackend:
+    """One configured backend. API keys are read from the environment variable the config names."""
+    from hearthnet.services.llm.backends import anthropic_api, openai_http
+    from hearthnet.services.llm.backends.base import BackendModel
+
+    if cfg.name == "llama_cpp":
+        return _llama_cpp(cfg.model or EMBEDDED_MODEL, cfg.ctx, cfg.max_concurrent)
+    key = None
+    if cfg.api_key_env:
+        key = os.environ.get(cfg.api_key_env)
+        if not key:
+            raise HearthNetError("config_invalid", f"llm backend {cfg.name}: environment variable {cfg.api_key_env} (api_key_env) is not set")
+    if cfg.name == "anthropic_api":
+        url = cfg.url or anthropic_api.DEFAULT_URL
+    else:
+        url = cfg.url or openai_http.default_url(cfg.name, local=cfg.local)
+    model = BackendModel(cfg.model or "", "remote", cfg.ctx or 4096, requires_internet=openai_http.url_requires_internet(url))
+    if cfg.name == "anthropic_api":
+        return anthropic_api.AnthropicBackend(url, model, api_key=key, max_concurrent=cfg.max_concurrent or 4)
+    return openai_http.OpenAICompatBackend(cfg.name, url, model, api_key=key, max_concurrent=cfg.max_concurrent or 4)
+
+
+def build_backends(cfg: LlmConfig) -> list[LlmBackend]:
+    """The configured backends, or the embedded default when none are configured."""
+    if not cfg.backends:
+        b = embedded_backend()
+        return [b] if b is not None else []
+    return [build_backend(b) for b in cfg.backends]
+
+
+__all__ = ["CHAT_REQUEST", "COMPLETE_REQUEST", "EMBEDDED_MODEL", "LlmService", "build_backend", "build_backends", "embedded_backend"]

@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from hearthnet.errors import HearthNetError
+
 
 @dataclass(frozen=True)
 class BackendModel:
@@ -51,4 +53,21 @@ class LlmBackend(Protocol):
     async def close(self) -> None: ...
 
 
-__all__ = ["BackendModel", "ChatResult", "Generation", "LlmBackend"]
+async def collect(frames: AsyncIterator[dict[str, Any]]) -> ChatResult:
+    """A stream of token/done frames as one result (the unary form of every backend)."""
+    parts: list[str] = []
+    async for f in frames:
+        if f["event"] == "token":
+            parts.append(f["data"]["text"])
+        elif f["event"] == "done":
+            d = f["data"]
+            return ChatResult("".join(parts), d["tokens_in"], d["tokens_out"], d["stop_reason"], d["ms"])
+    raise HearthNetError("internal", "generation ended without a done frame")
+
+
+def done_frame(model: str, backend: str, tokens_in: int, tokens_out: int, stop_reason: str, ms: int) -> dict[str, Any]:
+    return {"event": "done", "data": {"model": model, "backend": backend, "tokens_in": tokens_in, "tokens_out": tokens_out,
+                                      "stop_reason": stop_reason, "ms": ms}}
+
+
+__all__ = ["BackendModel", "ChatResult", "Generation", "LlmBackend", "collect", "done_frame"]

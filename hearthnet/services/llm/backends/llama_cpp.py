@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hearthnet.errors import HearthNetError
-from hearthnet.services.llm.backends.base import BackendModel, ChatResult, Generation
+from hearthnet.services.llm.backends.base import BackendModel, ChatResult, Generation, collect, done_frame
 
 _DONE = object()
 
@@ -110,8 +110,7 @@ class LlamaCppBackend:
                         raise item
                     raise HearthNetError("internal", f"llama.cpp: {type(item).__name__}: {item}")
                 if isinstance(item, tuple) and item and item[0] is _DONE:
-                    yield {"event": "done", "data": {"model": self.model.name, "backend": self.name, "tokens_in": tokens_in, "tokens_out": out,
-                                                     "stop_reason": item[1], "ms": int((time.perf_counter() - t0) * 1000)}}
+                    yield done_frame(self.model.name, self.name, tokens_in, out, item[1], int((time.perf_counter() - t0) * 1000))
                     return
                 out += 1
                 yield {"event": "token", "data": {"text": item}}
@@ -131,10 +130,10 @@ class LlamaCppBackend:
         return self._stream(lambda llm: llm.create_completion(prompt=prompt, stream=True, **kw), lambda llm: self._prompt_tokens(llm, prompt), gen)
 
     async def chat(self, model: str, messages: list[dict[str, str]], gen: Generation) -> ChatResult:
-        return await _collect(self.stream_chat(model, messages, gen))
+        return await collect(self.stream_chat(model, messages, gen))
 
     async def complete(self, model: str, prompt: str, gen: Generation) -> ChatResult:
-        return await _collect(self.stream_complete(model, prompt, gen))
+        return await collect(self.stream_complete(model, prompt, gen))
 
     @staticmethod
     def _kw(gen: Generation) -> dict[str, Any]:
@@ -148,17 +147,6 @@ class LlamaCppBackend:
             llm, self._llm = self._llm, None
         if llm is not None:
             await asyncio.to_thread(llm.close) if hasattr(llm, "close") else None
-
-
-async def _collect(frames: AsyncIterator[dict[str, Any]]) -> ChatResult:
-    parts: list[str] = []
-    async for f in frames:
-        if f["event"] == "token":
-            parts.append(f["data"]["text"])
-        elif f["event"] == "done":
-            d = f["data"]
-            return ChatResult("".join(parts), d["tokens_in"], d["tokens_out"], d["stop_reason"], d["ms"])
-    raise HearthNetError("internal", "generation ended without a done frame")
 
 
 __all__ = ["LlamaCppBackend"]
