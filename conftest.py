@@ -11,6 +11,7 @@ import pytest
 
 # Test helpers (eventgen, gen_doc_tables) live in tests/.
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "integration"))
 
 
 @pytest.fixture(autouse=True)

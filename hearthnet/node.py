@@ -39,6 +39,7 @@ from hearthnet.discovery.peers import PeerRegistry
 from hearthnet.observability import logging as hlog
 from hearthnet.observability.metrics import Metrics
 from hearthnet.services.diag import DiagService
+from hearthnet.services.llm.service import RESUMERS, LlmService, build_backends
 from hearthnet.storage import atomic_write_text
 from hearthnet.transport.client import TransportClient
 from hearthnet.transport.nonces import NonceStore
@@ -90,9 +91,8 @@ class Node:
         self.bus = CapabilityBus(self.node_id, cfg.bus, trace_size=cfg.observability.trace_ring_buffer, metrics=self.metrics)
         self.bus.register_service(DiagService(self.node_id))
         self.services: list[Any] = []
+        self.bus.resumers.update(RESUMERS)
         if "llm.chat" not in cfg.bus.disabled:
-            from hearthnet.services.llm.service import LlmService, build_backends
-
             backends = build_backends(cfg.llm)  # none without the llm extra: the node routes llm.* to peers
             if backends:
                 svc = LlmService(backends)

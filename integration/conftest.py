@@ -17,6 +17,7 @@ from hearthnet import config as config_mod
 from hearthnet.community.membership import add_member, join
 from hearthnet.home import Home
 from hearthnet.node import Node
+from nodeprocs import Procs
 
 FAST = {
     "discovery": {"manifest_refresh_seconds": 0.3, "mdns_enabled": False, "udp_enabled": False},
@@ -107,3 +108,11 @@ def mesh(tmp_path: Path):
     m = Mesh(tmp_path)
     yield m
     clock.set_offset(0.0)
+
+
+@pytest.fixture
+def procs():
+    """Starts `hearthnet run` processes; SIGTERMs (then kills) every one at the end."""
+    p = Procs()
+    yield p
+    p.stop_all()

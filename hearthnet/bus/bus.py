@@ -31,6 +31,12 @@ from hearthnet.types import TRUST_ORDER
 RETRYABLE = frozenset({"partition", "timeout", "capacity_exceeded", "rate_limited", "no_node", "internal", "unhealthy", "not_found", "pin_mismatch"})
 
 
+# Given the original request and the frames already delivered, the request that makes
+# another node continue the answer from there. Supplied by services (llm.*); the bus
+# itself never looks inside frames.
+Resumer = Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]]
+
+
 class RemoteCaller(Protocol):
     async def call_remote(self, url: str, name: str, version: str, body: dict[str, Any], *, timeout: float, trace_id: str, session_id: str | None) -> dict[str, Any]: ...
 
@@ -48,6 +54,7 @@ class CapabilityBus:
         self.trace = TraceHook(trace_size)
         self.metrics = metrics or Metrics()
         self.remote: RemoteCaller | None = None
+        self.resumers: dict[str, Resumer] = {}
 
     # --- registration --------------------------------------------------------------
     def register(self, descriptor: CapabilityDescriptor, handler: Handler, params_ok: ParamsPredicate | None = None) -> CapabilityEntry:
@@ -226,46 +233,65 @@ class CapabilityBus:
         params: dict[str, Any] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Frames from the best node. Before the first frame a failure moves to the next
-        candidate; after it, the stream ends with one `error` frame (code `partition`)."""
+        candidate. After it, a capability that declares `resume` is taken over by the next
+        candidate (one `failover` frame, then the rest of the answer); any other stream
+        ends with one `error` frame (code `partition`)."""
         trace_id = trace_id or str(ULID())
         deadline = time.monotonic() + (timeout or self.config_timeout(name))
         ranked = self._ranked(name, version, session_id, params_filter, params)
         last: HearthNetError | None = None
         codes: set[str] = set()
+        delivered: list[dict[str, Any]] = []  # frames of the answer so far, for a takeover
+        lost: tuple[str, str] | None = None  # (node, code) that failed mid-stream, until someone takes over
         for attempt, entry in enumerate(ranked, 1):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             t0 = time.perf_counter()
             frames = 0
+            req = body
+            if lost is not None:
+                mode, req = self._takeover(name, body, delivered, entry)
+                if mode == "restarted":
+                    delivered = []
+                yield {"event": "failover", "data": {"from": lost[0], "to": entry.node_id, "mode": mode, "reason": lost[1]}}
             if entry.is_local:
-                src = self._run_stream(entry, body, CallContext(self.node_id, trace_id, deadline, session_id))
+                src = self._run_stream(entry, req, CallContext(self.node_id, trace_id, deadline, session_id))
             else:
                 src = self._remote().stream_remote(
-                    entry.url or "", name, f"{version[0]}.{version[1]}", body, timeout=remaining, trace_id=trace_id, session_id=session_id
+                    entry.url or "", name, f"{version[0]}.{version[1]}", req, timeout=remaining, trace_id=trace_id, session_id=session_id
                 )
             try:
                 async for frame in src:
-                    frames += 1
-                    yield frame
                     if frame.get("event") == "error":
-                        code = frame.get("data", {}).get("code", "internal")
+                        data = frame.get("data", {})
+                        code = data.get("code", "internal")
+                        if code in RETRYABLE and entry.spec.get("resume") and (frames or lost):
+                            # The node lives but lost its backend half-way: a takeover as if it had died.
+                            raise HearthNetError(code, str(data.get("message", "stream failed")))
+                        frames += 1
+                        yield frame
                         self._health(entry, code not in RETRYABLE, t0)
                         self._record(entry, trace_id, t0, code, attempt, frames)
                         return
+                    frames += 1
+                    if entry.spec.get("resume"):
+                        delivered.append(frame)
+                    yield frame
             except HearthNetError as exc:
-                if frames == 0 and exc.code in RETRYABLE:
-                    self._health(entry, exc.code == "not_found", t0)
-                    self._record(entry, trace_id, t0, exc.code, attempt)
+                self._health(entry, exc.code == "not_found" if frames == 0 else exc.code not in RETRYABLE, t0)
+                self._record(entry, trace_id, t0, exc.code, attempt, frames)
+                if frames == 0 and lost is None and exc.code in RETRYABLE:
                     last = exc
                     codes.add(exc.code)
                     continue
-                self._health(entry, exc.code not in RETRYABLE, t0)
-                self._record(entry, trace_id, t0, exc.code, attempt, frames)
-                if frames == 0:
+                out_of_time = exc.code == "timeout" and time.monotonic() >= deadline - 0.05
+                if exc.code in RETRYABLE and not out_of_time and entry.spec.get("resume") and attempt < len(ranked):
+                    lost = (entry.node_id, exc.code)  # the next candidate takes over (see _takeover)
+                    continue
+                if frames == 0 and lost is None:
                     raise
                 # A node lost mid-stream is a partition; the caller's own deadline is a timeout.
-                out_of_time = exc.code == "timeout" and time.monotonic() >= deadline - 0.05
                 code = "timeout" if out_of_time else ("partition" if exc.code in RETRYABLE else exc.code)
                 yield {"event": "error", "data": {"code": code, "message": f"{entry.node_id[:20]}… failed mid-stream: {exc.message}"}}
                 return
@@ -276,7 +302,17 @@ class CapabilityBus:
             self._record(entry, trace_id, t0, "ok", attempt, frames)
             self.router.stick(session_id, entry.node_id)
             return
+        if lost is not None:
+            yield {"event": "error", "data": {"code": "partition", "message": f"{lost[0][:20]}… failed mid-stream and no other node could take over"}}
+            return
         raise self._exhausted(name, last, codes, deadline)
+
+    def _takeover(self, name: str, body: dict[str, Any], delivered: list[dict[str, Any]], entry: CapabilityEntry) -> tuple[str, dict[str, Any]]:
+        """("resumed", request continuing after `delivered`) when the new node can continue, else ("restarted", original request)."""
+        resumer = self.resumers.get(name)
+        if resumer is not None and entry.spec.get("resume") == "continue" and delivered:
+            return "resumed", resumer(body, delivered)
+        return "restarted", body
 
     def _exhausted(self, name: str, last: HearthNetError | None, codes: set[str], deadline: float) -> HearthNetError:
         """The error for a call or stream whose candidates all failed (or whose deadline passed)."""
@@ -296,4 +332,4 @@ class CapabilityBus:
         return self.remote
 
 
-__all__ = ["RETRYABLE", "CapabilityBus", "RemoteCaller"]
+__all__ = ["RETRYABLE", "CapabilityBus", "RemoteCaller", "Resumer"]

@@ -86,12 +86,18 @@ class CapabilityDescriptor:
     trust_required: str = "member"  # member | trusted | anchor | self
     timeout_seconds: float = 30.0
     idempotent: bool = False
+    # How another node may take over a stream this node started and lost half-way:
+    # "continue" (given the frames so far, via the bus's resumer for this name),
+    # "restart" (from the beginning; the caller is told), or None (no takeover: error frame).
+    resume: str | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
             raise ValueError(f"bad capability name {self.name!r}")
         if self.trust_required not in {"member", "trusted", "anchor", "self"}:
             raise ValueError(f"bad trust level {self.trust_required!r}")
+        if self.resume not in (None, "continue", "restart"):
+            raise ValueError(f"bad resume mode {self.resume!r}")
 
     @property
     def version_str(self) -> str:
@@ -125,6 +131,7 @@ class CapabilityDescriptor:
             "streams": self.streams,
             "idempotent": self.idempotent,
             "timeout_seconds": self.timeout_seconds,
+            "resume": self.resume,
         }
 
 

@@ -47,6 +47,7 @@ class CapabilitySpec(_M):
     streams: bool = False
     idempotent: bool = False
     timeout_seconds: float = 30.0
+    resume: Literal["continue", "restart"] | None = None  # how another node may take over a lost stream (docs/contract.md §5)
 
 
 class NodeManifest(_M):

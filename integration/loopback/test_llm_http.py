@@ -206,3 +206,36 @@ def test_anthropic_messages_stream_is_parsed_and_keys_sent():
         os.environ.pop("HN_TEST_ANTHROPIC_KEY", None)
         server.should_exit = True
         t.join(10)
+
+
+def test_a_chat_stream_lost_by_an_http_backend_restarts_on_the_next_node(mesh):
+    """Chat-only HTTP backends cannot continue a turn: the next node starts over, and says so."""
+    from hearthnet.services.llm.backends.base import BackendModel
+    from hearthnet.services.llm.backends.openai_http import OpenAICompatBackend
+    from hearthnet.services.llm.service import LlmService
+
+    ask = {"messages": [{"role": "user", "content": "Tell a long story about a river."}], "temperature": 0, "max_tokens": 60}
+    with LlamaServer(n_ctx=1024) as first, LlamaServer(n_ctx=1024) as second:
+        async def scenario(m):
+            a, b = await m.create(2)
+            for node, srv in ((a, first), (b, second)):
+                for name in ("llm.chat", "llm.complete"):
+                    node.bus.registry.deregister_local(name, (1, 0))
+                svc = LlmService([OpenAICompatBackend("vllm", srv.url, BackendModel(ALIAS, "remote", 1024))])
+                node.bus.register_service(svc)
+                node.services.append(svc)
+            await m.link()
+            frames = []
+            async for f in a.bus.stream("llm.chat", (1, 0), ask, timeout=60):
+                frames.append(f)
+                if sum(x["event"] == "token" for x in frames) == 5 and first.proc.poll() is None:
+                    first.stop()  # a's own backend dies half-way through a's answer
+            return a, b, frames
+
+        a, b, frames = mesh.run(scenario)
+    events = [f["event"] for f in frames]
+    assert events.count("failover") == 1 and events[-1] == "done", events
+    i = events.index("failover")
+    assert frames[i]["data"] == {"from": a.node_id, "to": b.node_id, "mode": "restarted", "reason": "partition"}
+    # Restarted: everything after the frame is a whole answer on its own.
+    assert frames[-1]["data"]["tokens_out"] == sum(1 for f in frames[i:] if f["event"] == "token") > 5

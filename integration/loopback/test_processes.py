@@ -3,82 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
-import subprocess
 import sys
 import time
-from pathlib import Path
 
-import pytest
-
-HN = [sys.executable, "-m", "hearthnet"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cli(d: Path, *args: str, env: dict[str, str] | None = None, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
-    p = subprocess.run([*HN, "--data-dir", str(d), *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
-    if check and p.returncode != 0:
-        raise AssertionError(f"hearthnet {' '.join(args)} -> {p.returncode}: {p.stderr}")
-    return p
-
-
-class Procs:
-    def __init__(self) -> None:
-        self.procs: list[subprocess.Popen] = []
-
-    def start(self, d: Path, port: int, peers: list[int], extra_env: dict[str, str] | None = None, prefix: list[str] | None = None) -> subprocess.Popen:
-        env = {
-            **os.environ,
-            "HEARTHNET_DISCOVERY__MANIFEST_REFRESH_SECONDS": "0.5",
-            "HEARTHNET_EVENTS__SYNC_INTERVAL_SECONDS": "0.5",
-            "HEARTHNET_DISCOVERY__MDNS_ENABLED": "false",
-            "HEARTHNET_DISCOVERY__UDP_ENABLED": "false",
-            "HEARTHNET_DISCOVERY__STATIC_PEERS": json.dumps([f"https://127.0.0.1:{p}" for p in peers]),
-            **(extra_env or {}),
-        }
-        cmd = (prefix or HN) + ["--data-dir", str(d), "run", "--host", "127.0.0.1", "--port", str(port)]
-        p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(d / "run.log", "w"))
-        self.procs.append(p)
-        deadline = time.monotonic() + 30
-        while not (d / "run" / "node.json").exists():
-            if p.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"node did not start: {(d / 'run.log').read_text()}")
-            time.sleep(0.05)
-        return p
-
-    def stop_all(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-
-
-@pytest.fixture
-def procs():
-    p = Procs()
-    yield p
-    p.stop_all()
-
-
-def _wait(pred, seconds=20):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.2)
-    raise AssertionError("condition not reached in time")
+from nodeprocs import cli, free_port, wait_until
 
 
 def test_three_processes_route_and_replicate(tmp_path, procs):
@@ -101,7 +30,7 @@ def test_three_processes_route_and_replicate(tmp_path, procs):
         p = cli(dirs[1], "call", "echo.ping@1.0", "--body", '{"message": "via the mesh"}', check=False)
         return p.returncode == 0 and json.loads(p.stdout)["node_id"] != me
 
-    _wait(routed)
+    wait_until(routed)
     caps = json.loads(cli(dirs[1], "caps", "--json", "--name", "echo.ping").stdout)
     assert {c["local"] for c in caps} == {False} and len(caps) == 2
     stream = cli(dirs[1], "call", "echo.count@1.0", "--body", '{"n": 40}', "--stream").stdout.splitlines()
@@ -120,7 +49,7 @@ def test_three_processes_route_and_replicate(tmp_path, procs):
     def everywhere():
         return all(any(e["event_id"] == ev.event_id for e in json.loads(cli(d, "log", "--json").stdout)) for d in dirs)
 
-    _wait(everywhere)
+    wait_until(everywhere)
 
 
 def test_sigterm_is_a_clean_shutdown(tmp_path, procs):
@@ -164,13 +93,13 @@ def test_node_with_a_wrong_clock_learns_the_mesh_time(tmp_path, procs):
         h = json.loads(cli(b, "status", "--json", check=False).stdout or "{}")
         return "time" in h and abs(parse_iso(h["time"]) - time.time()) < 30
 
-    _wait(corrected, 30)
+    wait_until(corrected, 30)
     with_a = json.loads(cli(a, "status", "--json").stdout)
 
     def b_synced():
         return any(p["verified"] for p in json.loads(cli(b, "status", "--json").stdout)["peers"])
 
-    _wait(b_synced, 30)
+    wait_until(b_synced, 30)
     assert with_a["clock_warning"] is None
     assert '"clock corrected from peers"' in (b / "run.log").read_text()
 
@@ -183,7 +112,7 @@ def test_node_that_may_not_correct_its_clock_says_so(tmp_path, procs):
         check = json.loads(doc.stdout)["checks"][0]
         return not check["ok"] and "peers" in check["detail"]
 
-    _wait(warned, 30)
+    wait_until(warned, 30)
     # Its signed API refuses the (correct) CLI clock, and says why in one line.
     p = cli(b, "status", check=False)
     assert p.returncode == 4 and p.stderr.startswith("error[stale_timestamp]")

@@ -16,7 +16,7 @@ from hearthnet.bus.capability import CallContext, CapabilityDescriptor
 from hearthnet.config import LlmBackendConfig, LlmConfig
 from hearthnet.errors import HearthNetError
 from hearthnet.services.base import Capabilities
-from hearthnet.services.llm.backends.base import Generation, LlmBackend
+from hearthnet.services.llm.backends.base import Generation, LlmBackend, collect
 
 EMBEDDED_MODEL = "smollm2-135m-instruct-q4_1"
 
@@ -26,6 +26,8 @@ _GEN = {
     "seed": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
     "stop": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 64}, "maxItems": 4},
     "model": {"type": "string", "minLength": 1},
+    # Set by the bus when this node takes over an answer another node lost half-way.
+    "resume": {"type": "object", "properties": {"text": {"type": "string", "maxLength": 200000}}, "required": ["text"], "additionalProperties": False},
 }
 CHAT_REQUEST = {
     "type": "object",
@@ -87,9 +89,12 @@ class LlmService:
                 params = {"model": m.name, "quant": m.quant, "ctx": m.ctx_max, "backend": b.name, "modalities": m.modalities,
                           "requires_internet": m.requires_internet}
                 for kind, req in (("chat", CHAT_REQUEST), ("complete", COMPLETE_REQUEST)):
+                    # A completion continues anywhere (prompt + text so far); a chat turn only where the backend takes a prefix.
+                    resume = "continue" if kind == "complete" or getattr(b, "resumable", False) else "restart"
                     d = CapabilityDescriptor(
                         name=f"llm.{kind}", version=(1, 0), request_schema=req, response_schema=RESPONSE, stream_schema=FRAME,
                         params=params, max_concurrent=b.max_concurrent, timeout_seconds=C.LLM_GENERATION_DEFAULT_TIMEOUT_SECONDS,
+                        resume=resume,
                     )
                     caps.append((d, self._handler(b, m.name, kind), None))
         return caps
@@ -97,16 +102,24 @@ class LlmService:
     def _handler(self, backend: LlmBackend, model: str, kind: str):
         async def unary(body: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
             want = body.get("model") or model
-            if kind == "chat":
+            if body.get("resume"):
+                r = await collect(source(body))
+            elif kind == "chat":
                 r = await backend.chat(want, body["messages"], _gen(body))
             else:
                 r = await backend.complete(want, body["prompt"], _gen(body))
             return {"model": model, "backend": backend.name, "text": r.text, "tokens_in": r.tokens_in, "tokens_out": r.tokens_out,
                     "stop_reason": r.stop_reason, "ms": r.ms}
 
-        async def stream(body: dict[str, Any], ctx: CallContext) -> AsyncIterator[dict[str, Any]]:
+        def source(body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
             want = body.get("model") or model
-            src = backend.stream_chat(want, body["messages"], _gen(body)) if kind == "chat" else backend.stream_complete(want, body["prompt"], _gen(body))
+            prefix = (body.get("resume") or {}).get("text", "")
+            if kind == "chat":
+                return backend.stream_chat(want, body["messages"], _gen(body), prefix) if prefix else backend.stream_chat(want, body["messages"], _gen(body))
+            return backend.stream_complete(want, body["prompt"] + prefix, _gen(body))
+
+        async def stream(body: dict[str, Any], ctx: CallContext) -> AsyncIterator[dict[str, Any]]:
+            src = source(body)
             try:
                 async for frame in src:
                     yield frame
@@ -125,6 +138,21 @@ class LlmService:
     async def stop(self) -> None:
         for b in self.backends:
             await b.close()
+
+
+def resume_with_prefix(body: dict[str, Any], frames: list[dict[str, Any]]) -> dict[str, Any]:
+    """The request that continues an answer after `frames`: the text so far becomes the
+    assistant's prefix (or follows the prompt) and max_tokens shrinks by what was said."""
+    tokens = [f["data"].get("text", "") for f in frames if f.get("event") == "token"]
+    out = {**body, "resume": {"text": "".join(tokens)}}
+    if "max_tokens" in body or tokens:
+        out["max_tokens"] = max(1, int(body.get("max_tokens", 256)) - len(tokens))
+    return out
+
+
+# What the bus uses to hand a lost llm.* stream to another node (registered by every node,
+# with or without a model of its own: the caller's bus does the handing over).
+RESUMERS = {"llm.chat": resume_with_prefix, "llm.complete": resume_with_prefix}
 
 
 def embedded_backend() -> LlmBackend | None:
@@ -179,4 +207,4 @@ def build_backends(cfg: LlmConfig) -> list[LlmBackend]:
     return [build_backend(b) for b in cfg.backends]
 
 
-__all__ = ["CHAT_REQUEST", "COMPLETE_REQUEST", "EMBEDDED_MODEL", "LlmService", "build_backend", "build_backends", "embedded_backend"]
+__all__ = ["CHAT_REQUEST", "COMPLETE_REQUEST", "EMBEDDED_MODEL", "RESUMERS", "LlmService", "resume_with_prefix", "build_backend", "build_backends", "embedded_backend"]

@@ -84,3 +84,18 @@ def test_closing_the_stream_stops_generation(llm):
     # The generation lock was released: the next call runs at once.
     out = run(llm.call("llm.chat", (1, 0), {**Q, "max_tokens": 4}, timeout=30))
     assert out["tokens_out"] <= 4
+
+
+def test_a_resumed_chat_continues_the_same_turn(llm):
+    """What a node taking over a lost stream does: the text so far as the assistant's prefix."""
+    from hearthnet.services.llm.service import resume_with_prefix
+
+    frames = run(_stream(llm, Q))
+    tokens = [f for f in frames if f["event"] == "token"]
+    assert len(tokens) > 8
+    body = resume_with_prefix(Q, tokens[:6])
+    assert body["resume"]["text"] == "".join(f["data"]["text"] for f in tokens[:6]) and body["max_tokens"] == Q["max_tokens"] - 6
+    rest = run(llm.call("llm.chat", (1, 0), body, timeout=60))
+    # Greedy decoding goes on from the prefix: prefix + continuation is the uninterrupted answer.
+    assert body["resume"]["text"] + rest["text"] == "".join(f["data"]["text"] for f in tokens)
+    assert rest["tokens_out"] <= Q["max_tokens"] - 6

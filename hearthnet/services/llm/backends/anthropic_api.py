@@ -77,8 +77,10 @@ class AnthropicBackend:
             raise CallError("partition", f"{self.url}/messages ended the stream before the answer was finished")
         yield done_frame(self.model.name, self.name, tokens_in, tokens_out, reason, int((time.perf_counter() - t0) * 1000))
 
-    def stream_chat(self, model: str, messages: list[dict[str, str]], gen: Generation) -> AsyncIterator[dict[str, Any]]:
+    def stream_chat(self, model: str, messages: list[dict[str, str]], gen: Generation, prefix: str = "") -> AsyncIterator[dict[str, Any]]:
         self._check_model(model)
+        if prefix:
+            raise HearthNetError("bad_request", f"{self.name} cannot continue a partial answer (its API has no assistant prefix)")
         return self.stream_messages(messages, gen)
 
     def stream_complete(self, model: str, prompt: str, gen: Generation) -> AsyncIterator[dict[str, Any]]:

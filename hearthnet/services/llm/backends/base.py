@@ -41,10 +41,13 @@ class LlmBackend(Protocol):
     name: str
     models: list[BackendModel]
     max_concurrent: int
+    # Can it continue an assistant turn from a given prefix (`stream_chat(..., prefix=)`)?
+    # Chat-only HTTP APIs cannot; a stream they lose is restarted elsewhere instead.
+    resumable: bool
 
     async def chat(self, model: str, messages: list[dict[str, str]], gen: Generation) -> ChatResult: ...
 
-    def stream_chat(self, model: str, messages: list[dict[str, str]], gen: Generation) -> AsyncIterator[dict[str, Any]]: ...
+    def stream_chat(self, model: str, messages: list[dict[str, str]], gen: Generation, prefix: str = "") -> AsyncIterator[dict[str, Any]]: ...
 
     async def complete(self, model: str, prompt: str, gen: Generation) -> ChatResult: ...
 

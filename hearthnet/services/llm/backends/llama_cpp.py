@@ -26,6 +26,7 @@ _DONE = object()
 class LlamaCppBackend:
     name = "llama_cpp"
     max_concurrent = 1
+    resumable = True
 
     def __init__(self, model: BackendModel, path: Callable[[], Path], *, n_ctx: int | None = None, threads: int | None = None) -> None:
         self.model = model
@@ -118,11 +119,27 @@ class LlamaCppBackend:
             stop.set()  # the consumer left (or finished): the worker stops at its next token
             await asyncio.to_thread(worker.join, 30)
 
-    def stream_chat(self, model: str, messages: list[dict[str, str]], gen: Generation) -> AsyncIterator[dict[str, Any]]:
+    def stream_chat(self, model: str, messages: list[dict[str, str]], gen: Generation, prefix: str = "") -> AsyncIterator[dict[str, Any]]:
         self._check_model(model)
         kw = self._kw(gen)
+        if prefix:
+            # Continue the assistant's turn: the chat template's prompt, then the text so far,
+            # generated on as plain completion (the model's end-of-turn token still ends it).
+            return self._stream(lambda llm: llm.create_completion(prompt=self._chat_prompt(llm, messages) + prefix, stream=True, **kw),
+                                lambda llm: self._prompt_tokens(llm, self._chat_prompt(llm, messages) + prefix), gen)
         return self._stream(lambda llm: llm.create_chat_completion(messages=messages, stream=True, **kw),
                             lambda llm: self._chat_prompt_tokens(llm, messages), gen)
+
+    @staticmethod
+    def _chat_prompt(llm: Any, messages: list[dict[str, str]]) -> str:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise HearthNetError("bad_request", "this model has no chat template, so a partial answer cannot be continued")
+        eos = llm._model.token_get_text(llm.token_eos())  # what the template writes at a turn's end
+        bos = llm._model.token_get_text(llm.token_bos())
+        return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)(messages=messages).prompt
 
     def stream_complete(self, model: str, prompt: str, gen: Generation) -> AsyncIterator[dict[str, Any]]:
         self._check_model(model)

@@ -132,8 +132,10 @@ class OpenAICompatBackend:
             raise CallError("partition", f"{self.url}{path} ended the stream before the answer was finished")
         yield done_frame(self.model.name, self.name, tokens_in, tokens_out or counted, _reason(reason), int((time.perf_counter() - t0) * 1000))
 
-    def stream_chat(self, model: str, messages: list[dict[str, str]], gen: Generation) -> AsyncIterator[dict[str, Any]]:
+    def stream_chat(self, model: str, messages: list[dict[str, str]], gen: Generation, prefix: str = "") -> AsyncIterator[dict[str, Any]]:
         self._check_model(model)
+        if prefix:
+            raise HearthNetError("bad_request", f"{self.name} cannot continue a partial answer (its API has no assistant prefix)")
         return self._stream("/chat/completions", self._body(gen, messages=messages), chat=True)
 
     def stream_complete(self, model: str, prompt: str, gen: Generation) -> AsyncIterator[dict[str, Any]]:
