@@ -95,7 +95,7 @@ class Node:
         if "llm.chat" not in cfg.bus.disabled:
             backends = build_backends(cfg.llm)  # none without the llm extra: the node routes llm.* to peers
             if backends:
-                svc = LlmService(backends)
+                svc = LlmService(backends, self.metrics)
                 self.bus.register_service(svc)
                 self.services.append(svc)
         for e in list(self.bus.registry.all_local()):

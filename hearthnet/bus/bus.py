@@ -21,7 +21,7 @@ from hearthnet.bus.health import HealthTracker
 from hearthnet.bus.registry import Registry
 from hearthnet.bus.router import RouteRequest, Router
 from hearthnet.bus.schema import SchemaValidator
-from hearthnet.bus.trace import CallTraceEvent, TraceHook
+from hearthnet.bus.trace import CallTraceEvent, TraceHook, usage_of
 from hearthnet.config import BusConfig
 from hearthnet.errors import HearthNetError
 from hearthnet.observability.metrics import Metrics
@@ -159,11 +159,12 @@ class CapabilityBus:
             raise HearthNetError("not_found", f"no node offers {name}@{version[0]}.{version[1]}")
         return ranked
 
-    def _record(self, entry: CapabilityEntry, trace_id: str, t0: float, result: str, attempts: int, frames: int = 0) -> None:
+    def _record(self, entry: CapabilityEntry, trace_id: str, t0: float, result: str, attempts: int, frames: int = 0, usage: Any = None) -> None:
         ms = (time.perf_counter() - t0) * 1000
+        t_in, t_out = usage_of(usage)
         self.trace.record(
             CallTraceEvent(clock.iso(), trace_id, entry.name, f"{entry.version[0]}.{entry.version[1]}", self.node_id, entry.node_id,
-                           entry.is_local, result, round(ms, 3), attempts, frames)
+                           entry.is_local, result, round(ms, 3), attempts, frames, t_in, t_out)
         )
         self.metrics.requests_total.labels(capability=entry.name, result=result).inc()
         self.metrics.request_duration_ms.labels(capability=entry.name).observe(ms)
@@ -215,7 +216,7 @@ class CapabilityBus:
                 self._record(entry, trace_id, t0, exc.code, attempt)
                 raise
             self._health(entry, True, t0)
-            self._record(entry, trace_id, t0, "ok", attempt)
+            self._record(entry, trace_id, t0, "ok", attempt, usage=out)
             self.router.stick(session_id, entry.node_id)
             return out
         raise self._exhausted(name, last, codes, deadline)
@@ -249,6 +250,7 @@ class CapabilityBus:
                 break
             t0 = time.perf_counter()
             frames = 0
+            usage = None
             req = body
             if lost is not None:
                 mode, req = self._takeover(name, body, delivered, entry)
@@ -277,6 +279,8 @@ class CapabilityBus:
                     frames += 1
                     if entry.spec.get("resume"):
                         delivered.append(frame)
+                    if frame.get("event") == "done":
+                        usage = frame.get("data")
                     yield frame
             except HearthNetError as exc:
                 self._health(entry, exc.code == "not_found" if frames == 0 else exc.code not in RETRYABLE, t0)
@@ -299,7 +303,7 @@ class CapabilityBus:
                 if hasattr(src, "aclose"):
                     await src.aclose()
             self._health(entry, True, t0)
-            self._record(entry, trace_id, t0, "ok", attempt, frames)
+            self._record(entry, trace_id, t0, "ok", attempt, frames, usage)
             self.router.stick(session_id, entry.node_id)
             return
         if lost is not None:

@@ -21,9 +21,20 @@ class CallTraceEvent:
     ms: float
     attempts: int = 1
     frames: int = 0
+    # Copied from an answer or `done` frame that carries them (llm.*), so traces show usage.
+    tokens_in: int | None = None
+    tokens_out: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def usage_of(data: Any) -> tuple[int | None, int | None]:
+    """(tokens_in, tokens_out) when an answer or done frame reports them."""
+    if isinstance(data, dict) and isinstance(data.get("tokens_out"), int):
+        t_in = data.get("tokens_in")
+        return (t_in if isinstance(t_in, int) else None), data["tokens_out"]
+    return None, None
 
 
 class TraceHook:
@@ -44,4 +55,4 @@ class TraceHook:
         return items[-n:]
 
 
-__all__ = ["CallTraceEvent", "TraceHook"]
+__all__ = ["CallTraceEvent", "TraceHook", "usage_of"]

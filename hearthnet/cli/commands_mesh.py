@@ -148,10 +148,11 @@ def trace_cmd(
     if json_out:
         emit_json(traces)
         return
-    t = table(*("time", "capability", "from", "to", "result", "ms", "tries"))
+    t = table(*("time", "capability", "from", "to", "result", "ms", "tries", "tokens in/out"))
     for r in traces:
+        tokens = "" if r.get("tokens_out") is None else f"{r.get('tokens_in') or 0}/{r['tokens_out']}"
         t.add_row(r["ts"], r["capability"], short_of(r["from_node"]), "local" if r["is_local"] and r["from_node"] == r["to_node"] else short_of(r["to_node"]),
-                  r["result"], f"{r['ms']:.1f}", str(r["attempts"]))
+                  r["result"], f"{r['ms']:.1f}", str(r["attempts"]), tokens)
     console.print(t)
 
 

@@ -25,5 +25,10 @@ def test_spark_without_a_model_is_answered_by_the_hearth(mesh):
         frames = [f async for f in spark.bus.stream("llm.chat", (1, 0), Q, timeout=60)]
         assert "".join(f["data"]["text"] for f in frames if f["event"] == "token") == out["text"]
         assert frames[-1]["event"] == "done" and frames[-1]["data"]["tokens_out"] == out["tokens_out"]
+        # The serving node counts what it generated; the caller's trace shows the usage.
+        made = hearth.metrics.registry.get_sample_value(
+            "hearthnet_llm_tokens_generated_total", {"model": "smollm2-135m-instruct-q4_1", "backend": "llama_cpp"})
+        assert made == 2 * out["tokens_out"]
+        assert spark.bus.trace.recent(1, "llm.chat")[-1].tokens_out == out["tokens_out"]
 
     mesh.run(scenario)

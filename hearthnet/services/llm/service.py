@@ -15,6 +15,7 @@ from hearthnet import constants as C
 from hearthnet.bus.capability import CallContext, CapabilityDescriptor
 from hearthnet.config import LlmBackendConfig, LlmConfig
 from hearthnet.errors import HearthNetError
+from hearthnet.observability.metrics import Metrics
 from hearthnet.services.base import Capabilities
 from hearthnet.services.llm.backends.base import Generation, LlmBackend, collect
 
@@ -79,8 +80,9 @@ def _gen(body: dict[str, Any]) -> Generation:
 class LlmService:
     name = "llm"
 
-    def __init__(self, backends: list[LlmBackend]) -> None:
+    def __init__(self, backends: list[LlmBackend], metrics: Metrics | None = None) -> None:
         self.backends = backends
+        self.metrics = metrics or Metrics(enabled=False)
 
     def capabilities(self) -> Capabilities:
         caps: Capabilities = []
@@ -100,14 +102,22 @@ class LlmService:
         return caps
 
     def _handler(self, backend: LlmBackend, model: str, kind: str):
+        running = self.metrics.llm_concurrent.labels(model=model)
+        generated = self.metrics.llm_tokens_generated_total.labels(model=model, backend=backend.name)
+
         async def unary(body: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
             want = body.get("model") or model
-            if body.get("resume"):
-                r = await collect(source(body))
-            elif kind == "chat":
-                r = await backend.chat(want, body["messages"], _gen(body))
-            else:
-                r = await backend.complete(want, body["prompt"], _gen(body))
+            running.inc()
+            try:
+                if body.get("resume"):
+                    r = await collect(source(body))
+                elif kind == "chat":
+                    r = await backend.chat(want, body["messages"], _gen(body))
+                else:
+                    r = await backend.complete(want, body["prompt"], _gen(body))
+            finally:
+                running.dec()
+            generated.inc(r.tokens_out)
             return {"model": model, "backend": backend.name, "text": r.text, "tokens_in": r.tokens_in, "tokens_out": r.tokens_out,
                     "stop_reason": r.stop_reason, "ms": r.ms}
 
@@ -120,10 +130,14 @@ class LlmService:
 
         async def stream(body: dict[str, Any], ctx: CallContext) -> AsyncIterator[dict[str, Any]]:
             src = source(body)
+            running.inc()
             try:
                 async for frame in src:
+                    if frame["event"] == "done":
+                        generated.inc(frame["data"]["tokens_out"])
                     yield frame
             finally:
+                running.dec()
                 await src.aclose()
 
         def handler(body: dict[str, Any], ctx: CallContext) -> Any:

@@ -99,3 +99,26 @@ def test_a_resumed_chat_continues_the_same_turn(llm):
     # Greedy decoding goes on from the prefix: prefix + continuation is the uninterrupted answer.
     assert body["resume"]["text"] + rest["text"] == "".join(f["data"]["text"] for f in tokens)
     assert rest["tokens_out"] <= Q["max_tokens"] - 6
+
+
+def test_one_generation_per_model_deadlines_and_token_counts(llm):
+    async def go():
+        first = llm.stream("llm.chat", (1, 0), {**Q, "max_tokens": 200}, timeout=60)
+        await first.__anext__()  # the model is now busy with this stream
+        try:
+            with pytest.raises(HearthNetError) as busy:
+                await llm.call("llm.chat", (1, 0), Q, timeout=30)
+        finally:
+            await first.aclose()
+        with pytest.raises(HearthNetError) as late:
+            await llm.call("llm.chat", (1, 0), {**Q, "max_tokens": 400}, timeout=0.3)
+        out = await llm.call("llm.chat", (1, 0), Q, timeout=60)
+        return busy.value.code, late.value.code, out
+
+    busy, late, out = run(go())
+    assert busy == "capacity_exceeded" and late == "timeout"
+    t = llm.trace.recent(1, "llm.chat")[-1]
+    assert (t.result, t.tokens_in, t.tokens_out) == ("ok", out["tokens_in"], out["tokens_out"])
+    frames = run(_stream(llm, {**Q, "max_tokens": 5}))
+    t = llm.trace.recent(1, "llm.chat")[-1]
+    assert t.tokens_out == frames[-1]["data"]["tokens_out"] <= 5 and t.frames == len(frames)
