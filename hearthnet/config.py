@@ -115,7 +115,8 @@ class LlmConfig(_Section):
 
 
 class EmbeddingConfig(_Section):
-    model: str = Field("all-MiniLM-L6-v2", description="Embedding model served by embed.text.")
+    model: str = Field("all-minilm-l6-v2", description="Model-index id of the embedding model served by embed.text.")
+    batch_size: int = Field(32, ge=1, le=1024, description="Texts encoded per forward pass.")
     device: str = Field("cpu", description="Torch device for the embedder.")
 
 

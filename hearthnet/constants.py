@@ -54,11 +54,19 @@ CLOCK_SKEW_SECONDS = 120
 CHUNK_SIZE_BYTES = 262144
 BLOB_GC_DISK_THRESHOLD = 0.80
 
+# --- embeddings -------------------------------------------------------------
+EMBED_MAX_TEXTS = 256  # texts in one embed.text request
+EMBED_MAX_TEXT_CHARS = 20000
+
 # --- rag --------------------------------------------------------------------
-RAG_CHUNK_TOKENS = 1000
-RAG_CHUNK_OVERLAP_TOKENS = 200
+# The reference's 1000/200 assumed a long-context embedder; a chunk is never longer
+# than the embedder reads (MiniLM: 256 word pieces), so the ceiling is the model's.
+RAG_CHUNK_TOKENS = 1000  # upper bound; the embedder's max_tokens wins when smaller
+RAG_CHUNK_OVERLAP_FRACTION = 0.15  # overlap as a share of the chunk length
 RAG_DEFAULT_K = 5
 RAG_MAX_K = 20
+RAG_RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
+RAG_CANDIDATES = 50  # per ranking, before fusion
 
 # --- bus health ------------------------------------------------------------------
 HEALTH_WINDOW_CALLS = 100

@@ -39,6 +39,7 @@ from hearthnet.discovery.peers import PeerRegistry
 from hearthnet.observability import logging as hlog
 from hearthnet.observability.metrics import Metrics
 from hearthnet.services.diag import DiagService
+from hearthnet.services.embedding.service import EmbeddingService, embedder_from_index
 from hearthnet.services.llm.service import RESUMERS, LlmService, build_backends
 from hearthnet.storage import atomic_write_text
 from hearthnet.transport.client import TransportClient
@@ -95,9 +96,11 @@ class Node:
         if "llm.chat" not in cfg.bus.disabled:
             backends = build_backends(cfg.llm)  # none without the llm extra: the node routes llm.* to peers
             if backends:
-                svc = LlmService(backends, self.metrics)
-                self.bus.register_service(svc)
-                self.services.append(svc)
+                self._add_service(LlmService(backends, self.metrics))
+        if "embed.text" not in cfg.bus.disabled:
+            embedder = embedder_from_index(cfg.embedding)  # None without the embed extra: routed to peers
+            if embedder is not None:
+                self._add_service(EmbeddingService(embedder))
         for e in list(self.bus.registry.all_local()):
             if e.name in cfg.bus.disabled:
                 self.bus.registry.deregister_local(e.name, e.version)
@@ -419,6 +422,10 @@ class Node:
         self.log.close()
         self._remove_run_file()
         self.logger.info("node stopped")
+
+    def _add_service(self, svc: Any) -> None:
+        self.bus.register_service(svc)
+        self.services.append(svc)
 
     def advertised_host(self) -> str:
         if self._adv_host is None:  # one route lookup per run, not per manifest request

@@ -1,0 +1,1 @@
+"""embed.text: sentence embeddings on the mesh."""
