@@ -38,7 +38,10 @@ from hearthnet.identity.manifest import CapabilitySpec, Endpoint, HardwareSpec, 
 from hearthnet.discovery.peers import PeerRegistry
 from hearthnet.observability import logging as hlog
 from hearthnet.observability.metrics import Metrics
+from hearthnet.blobs.store import BlobStore
+from hearthnet.provision import models
 from hearthnet.services.diag import DiagService
+from hearthnet.services.rag.service import RagService
 from hearthnet.services.embedding.service import EmbeddingService, embedder_from_index
 from hearthnet.services.llm.service import RESUMERS, LlmService, build_backends
 from hearthnet.storage import atomic_write_text
@@ -96,11 +99,14 @@ class Node:
         if "llm.chat" not in cfg.bus.disabled:
             backends = build_backends(cfg.llm)  # none without the llm extra: the node routes llm.* to peers
             if backends:
-                self._add_service(LlmService(backends, self.metrics))
+                self._add_service(LlmService(backends, self.metrics, self.bus))
         if "embed.text" not in cfg.bus.disabled:
             embedder = embedder_from_index(cfg.embedding)  # None without the embed extra: routed to peers
             if embedder is not None:
                 self._add_service(EmbeddingService(embedder))
+        self.blobs = BlobStore(cfg.path(cfg.file.blobs_dir))
+        if cfg.rag.enabled and "rag.query" not in cfg.bus.disabled:
+            self._add_service(self._rag_service())
         for e in list(self.bus.registry.all_local()):
             if e.name in cfg.bus.disabled:
                 self.bus.registry.deregister_local(e.name, e.version)
@@ -422,6 +428,18 @@ class Node:
         self.log.close()
         self._remove_run_file()
         self.logger.info("node stopped")
+
+    def _rag_service(self) -> RagService:
+        """RAG over this node's corpora; embeddings come through the bus with the configured model."""
+        cfg = self.config
+        entry = models.find(cfg.embedding.model)
+        try:
+            tokenizer: Path | None = models.locate(entry).parent / "tokenizer.json"  # exact chunk lengths when the files are here
+        except HearthNetError:
+            tokenizer = None
+        return RagService(cfg.rag, cfg.path(cfg.rag.corpora_dir), bus=self.bus, blobs=self.blobs,
+                          append_event=lambda t, d: self.log.append_local(t, d, self.kp),
+                          embed_model=entry.id, embed_dims=int(entry.raw.get("dimensions", 0)), embed_max_tokens=entry.context, tokenizer_file=tokenizer)
 
     def _add_service(self, svc: Any) -> None:
         self.bus.register_service(svc)

@@ -153,8 +153,21 @@ class PolicyUpdatedData(_Strict):
     policy: PolicyData
 
 
+class RagIngestedData(_Strict):
+    corpus: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    doc_cid: str = Field(pattern=r"^blake3:[0-9a-f]{64}$")
+    title: str = Field(max_length=300)
+    language: str = Field(min_length=1, max_length=35)
+    kind: Literal["pdf", "markdown", "text"]
+    bytes: int = Field(ge=0)
+    chunks: int = Field(ge=1)
+    tokens: int = Field(ge=0)
+    embedding_model: str = Field(min_length=1, max_length=120)
+
+
 DATA_SCHEMAS: dict[str, type[_Strict]] = {
     "community.created": CreatedData,
+    "rag.document.ingested": RagIngestedData,
     "community.member.joined": JoinedData,
     "community.member.revoked": RevokedData,
     "community.member.promoted": LevelData,
@@ -207,6 +220,7 @@ __all__ = [
     "JoinedData",
     "LevelData",
     "PolicyData",
+    "RagIngestedData",
     "RevokedData",
     "check_data",
     "check_payload",

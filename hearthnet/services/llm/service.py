@@ -45,6 +45,13 @@ CHAT_REQUEST = {
             },
         },
         **_GEN,
+        # Retrieval-augmented: answer from the k best chunks of a corpus, and cite them.
+        "rag": {
+            "type": "object",
+            "properties": {"corpus": {"type": "string", "minLength": 1, "maxLength": 64}, "k": {"type": "integer", "minimum": 1, "maximum": C.RAG_MAX_K}},
+            "required": ["corpus"],
+            "additionalProperties": False,
+        },
     },
     "required": ["messages"],
     "additionalProperties": False,
@@ -80,9 +87,37 @@ def _gen(body: dict[str, Any]) -> Generation:
 class LlmService:
     name = "llm"
 
-    def __init__(self, backends: list[LlmBackend], metrics: Metrics | None = None) -> None:
+    def __init__(self, backends: list[LlmBackend], metrics: Metrics | None = None, bus: Any = None) -> None:
         self.backends = backends
         self.metrics = metrics or Metrics(enabled=False)
+        self.bus = bus  # for retrieval (rag.query) when a chat asks for it
+
+    async def _ground(self, body: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+        """The request with the retrieved chunks as numbered sources, and the citations."""
+        spec = body.get("rag")
+        if not spec:
+            return body, None
+        if self.bus is None:
+            raise HearthNetError("bad_request", "this node cannot look up sources for a chat")
+        question = next((m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), None)
+        if question is None:
+            raise HearthNetError("bad_request", "a chat with rag needs a user message to search for")
+        found = await self.bus.call("rag.query", (1, 0), {"corpus": spec["corpus"], "query": question[:4000], "k": spec.get("k", C.RAG_DEFAULT_K)},
+                                    params={"corpora": spec["corpus"]}, timeout=60)
+        hits = found["hits"]
+        citations = [{"n": n, "doc_cid": h["doc_cid"], "title": h["title"], "chunk_id": h["chunk_id"], "page": h.get("page"),
+                      "section": h.get("section")} for n, h in enumerate(hits, 1)]
+        sources = "\n\n".join(f"[{n}] {h['title']}" + (f", page {h['page']}" if h.get("page") else "") + f":\n{h['text']}" for n, h in enumerate(hits, 1))
+        guide = ("Answer from the numbered sources below and cite them like [1]. If they do not hold the answer, say so.\n\n" + sources
+                 if hits else "No sources were found for this question; say that you could not find it in the documents.")
+        msgs = list(body["messages"])
+        if msgs and msgs[0]["role"] == "system":
+            msgs[0] = {"role": "system", "content": msgs[0]["content"] + "\n\n" + guide}
+        else:
+            msgs.insert(0, {"role": "system", "content": guide})
+        grounded = {k: v for k, v in body.items() if k != "rag"}
+        grounded["messages"] = msgs
+        return grounded, citations
 
     def capabilities(self) -> Capabilities:
         caps: Capabilities = []
@@ -107,6 +142,7 @@ class LlmService:
 
         async def unary(body: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
             want = body.get("model") or model
+            body, citations = await self._ground(body)
             running.inc()
             try:
                 if body.get("resume"):
@@ -118,8 +154,12 @@ class LlmService:
             finally:
                 running.dec()
             generated.inc(r.tokens_out)
-            return {"model": model, "backend": backend.name, "text": r.text, "tokens_in": r.tokens_in, "tokens_out": r.tokens_out,
-                    "stop_reason": r.stop_reason, "ms": r.ms}
+            out = {"model": model, "backend": backend.name, "text": r.text, "tokens_in": r.tokens_in, "tokens_out": r.tokens_out,
+                   "stop_reason": r.stop_reason, "ms": r.ms}
+            if citations is not None:
+                out["citations"] = citations
+                out["cited"] = cited_numbers(r.text, len(citations))
+            return out
 
         def source(body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
             want = body.get("model") or model
@@ -129,12 +169,19 @@ class LlmService:
             return backend.stream_complete(want, body["prompt"] + prefix, _gen(body))
 
         async def stream(body: dict[str, Any], ctx: CallContext) -> AsyncIterator[dict[str, Any]]:
+            body, citations = await self._ground(body)
             src = source(body)
             running.inc()
+            said: list[str] = []
             try:
                 async for frame in src:
+                    if frame["event"] == "token":
+                        said.append(frame["data"]["text"])
                     if frame["event"] == "done":
                         generated.inc(frame["data"]["tokens_out"])
+                        if citations is not None:
+                            text = (body.get("resume") or {}).get("text", "") + "".join(said)
+                            frame = {"event": "done", "data": {**frame["data"], "citations": citations, "cited": cited_numbers(text, len(citations))}}
                     yield frame
             finally:
                 running.dec()
@@ -152,6 +199,18 @@ class LlmService:
     async def stop(self) -> None:
         for b in self.backends:
             await b.close()
+
+
+def cited_numbers(text: str, n: int) -> list[int]:
+    """The source numbers an answer refers to ([2], [1][3], [1, 3]), in order of first mention."""
+    import re
+
+    seen: dict[int, None] = {}
+    for group in re.findall(r"\[(\d+(?:\s*,\s*\d+)*)\]", text):
+        for x in re.findall(r"\d+", group):
+            if 1 <= int(x) <= n:
+                seen.setdefault(int(x))
+    return list(seen)
 
 
 def resume_with_prefix(body: dict[str, Any], frames: list[dict[str, Any]]) -> dict[str, Any]:

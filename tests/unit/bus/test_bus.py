@@ -154,3 +154,4 @@ def test_trust_levels(bus):
     bus.check_trust("test.mine", (1, 0), ME, "member")
     with pytest.raises(HearthNetError):
         bus.check_trust("test.mine", (1, 0), "someone-else", "anchor")
+    bus.check_trust("test.admin", (1, 0), ME, "member")  # its own operator may use everything on the node

@@ -1,0 +1,85 @@
+"""Blobs as chunks: a blob's CID is the CID of its manifest, which lists its chunks' CIDs.
+
+A chunk's CID is `blake3:<hex>` of its bytes; the manifest is canonical JSON, so the
+same bytes cut the same way always give the same CID on every node.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from hearthnet import constants as C
+from hearthnet.errors import HearthNetError
+from hearthnet.identity.canonical import blake3_hex, canonical_json
+
+CID_RE = re.compile(r"^blake3:[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    index: int
+    cid: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class BlobManifest:
+    size_bytes: int
+    chunk_size_bytes: int
+    chunks: tuple[ChunkRef, ...]
+    mime_type: str | None = None
+    filename: str | None = None  # a label only: never used as a path
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "hearthnet.blob/1", "size_bytes": self.size_bytes, "chunk_size_bytes": self.chunk_size_bytes,
+            "chunks": [[c.cid, c.size_bytes] for c in self.chunks], "mime_type": self.mime_type, "filename": self.filename,
+        }
+
+    def encode(self) -> bytes:
+        return canonical_json(self.as_dict())
+
+    @property
+    def cid(self) -> str:
+        return blake3_hex(self.encode())
+
+    @classmethod
+    def parse(cls, data: bytes, expected_cid: str) -> BlobManifest:
+        verify_chunk(data, expected_cid)
+        try:
+            import json
+
+            d = json.loads(data)
+            if d.get("kind") != "hearthnet.blob/1":
+                raise ValueError("not a blob manifest")
+            chunks = tuple(ChunkRef(i, str(c), int(n)) for i, (c, n) in enumerate(d["chunks"]))
+            m = cls(int(d["size_bytes"]), int(d["chunk_size_bytes"]), chunks, d.get("mime_type"), d.get("filename"))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise HearthNetError("bad_request", f"{expected_cid} is not a blob manifest: {exc}") from None
+        if any(not CID_RE.match(c.cid) for c in chunks) or sum(c.size_bytes for c in chunks) != m.size_bytes:
+            raise HearthNetError("bad_request", f"{expected_cid}: blob manifest lists bad chunks")
+        return m
+
+
+def check_cid(cid: str) -> str:
+    if not isinstance(cid, str) or not CID_RE.match(cid):
+        raise HearthNetError("bad_request", f"not a CID: {str(cid)[:80]!r} (expected blake3:<64 hex>)")
+    return cid
+
+
+def verify_chunk(data: bytes, expected_cid: str) -> None:
+    got = blake3_hex(data)
+    if got != expected_cid:
+        raise HearthNetError("db_corrupt", f"chunk hash mismatch: expected {expected_cid}, got {got}", cid=expected_cid)
+
+
+def chunk_blob(data: bytes, *, chunk_size: int = C.CHUNK_SIZE_BYTES, mime_type: str | None = None,
+               filename: str | None = None) -> tuple[BlobManifest, list[bytes]]:
+    parts = [data[i:i + chunk_size] for i in range(0, len(data), chunk_size)] or [b""]
+    refs = tuple(ChunkRef(i, blake3_hex(p), len(p)) for i, p in enumerate(parts))
+    return BlobManifest(len(data), chunk_size, refs, mime_type, filename), parts
+
+
+__all__ = ["CID_RE", "BlobManifest", "ChunkRef", "check_cid", "chunk_blob", "verify_chunk"]

@@ -1,0 +1,132 @@
+"""RAG corpora: list, ingest, query, reindex (through the running node's bus)."""
+# No `from __future__ import annotations` here: typer reads the real annotation objects.
+
+import base64
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from hearthnet import constants as C
+from hearthnet.cli.app import JsonOpt, app, command, emit_json, home, make_console, table
+from hearthnet.cli.commands_mesh import NodeOpt, _with_client
+from hearthnet.errors import HearthNetError
+from hearthnet.transport.client import TransportClient
+
+console = make_console()
+rag_app = typer.Typer(help="Document corpora for retrieval-augmented answers.", no_args_is_help=True)
+app.add_typer(rag_app, name="rag")
+SUFFIXES = (".pdf", ".md", ".markdown", ".txt")
+
+
+def _call(c: TransportClient, u: str, name: str, body: dict[str, Any], timeout: float = 120, route: bool = True) -> Any:
+    return c.call_remote(u, name, "1.0", body, timeout=timeout, trace_id="", session_id=None, route=route)
+
+
+@command("list", group=rag_app)
+def list_cmd(json_out: JsonOpt = False, node: NodeOpt = None) -> None:
+    """Corpora on the node: documents, chunks, size, language, embedding model."""
+    rows = _with_client(home(), node, lambda c, u: _call(c, u, "rag.list_corpora", {}, route=False))["corpora"]
+    if json_out:
+        emit_json(rows)
+        return
+    t = table("corpus", "documents", "chunks", "tokens", "size", "language", "model")
+    for r in rows:
+        t.add_row(r["corpus"], str(r.get("documents", "?")), str(r.get("chunks", "?")), str(r.get("tokens", "?")),
+                  f"{r.get('size_bytes', 0) / 1e6:.1f} MB", r.get("language") or "-", (r.get("model") or "?") + (f" ({r['error']})" if r.get("error") else ""))
+    console.print(t)
+
+
+def _files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+    if path.is_file():
+        return [path]
+    raise HearthNetError("not_found", f"{path}: no such file or directory")
+
+
+@command("ingest", group=rag_app)
+def ingest_cmd(
+    path: Annotated[Path, typer.Argument(help="A PDF, Markdown or text file, or a directory of them.")],
+    corpus: Annotated[str, typer.Option("--corpus", help="Corpus name (created on first use).")],
+    title: Annotated[str | None, typer.Option("--title", help="Title (single file only; default: the file name).")] = None,
+    language: Annotated[str, typer.Option("--language", help="Language tag of the documents, e.g. en, de.")] = "und",
+    json_out: JsonOpt = False,
+    node: NodeOpt = None,
+) -> None:
+    """Add documents to a corpus: stored as blobs, chunked, embedded through the mesh. Re-ingesting changes nothing."""
+    files = _files(path)
+    if not files:
+        raise HearthNetError("not_found", f"{path}: no .pdf, .md or .txt files")
+    if title and len(files) > 1:
+        raise HearthNetError("bad_request", "--title names one document; give a file, not a directory")
+    limit = home().config.transport.max_body_bytes * 3 // 4  # base64 grows by a third
+    for f in files:
+        if f.stat().st_size > limit:
+            raise HearthNetError("payload_too_large", f"{f} is {f.stat().st_size} bytes; this node takes documents up to {limit}", limit=limit)
+
+    async def go(c: TransportClient, u: str) -> list[dict[str, Any]]:
+        results = []
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=make_console(), disable=json_out,
+                      transient=False) as bar:
+            for f in files:
+                task = bar.add_task(f.name[:40], total=None)
+                body = {"corpus": corpus, "data_b64": base64.b64encode(f.read_bytes()).decode(), "filename": f.name, "title": title or f.stem,
+                        "language": language}
+                # Into this node's corpus (route=False); its bus routes the embedding to whoever has the model.
+                async for frame in c.stream_remote(u, "rag.ingest", "1.0", body, timeout=1800, trace_id="", session_id=None, route=False):
+                    data = frame["data"]
+                    if frame["event"] == "progress":
+                        bar.update(task, total=data["total"], completed=data["done"])
+                    elif frame["event"] == "error":
+                        raise HearthNetError(data.get("code", "internal") if data.get("code") in _codes() else "internal", f"{f}: {data.get('message')}")
+                    elif frame["event"] == "done":
+                        bar.update(task, total=max(data["chunks_indexed"], 1), completed=max(data["chunks_indexed"], 1),
+                                   description=f"{f.name[:40]} {'added' if data['added'] else 'already there'}")
+                        results.append({"file": str(f), **data})
+        return results
+
+    results = _with_client(home(), node, go)
+    if json_out:
+        emit_json(results)
+        return
+    added = [r for r in results if r["added"]]
+    console.print(f"{len(added)} added, {len(results) - len(added)} already in {corpus}; "
+                  f"{sum(r['chunks_indexed'] for r in added)} chunks")
+
+
+def _codes() -> set[str]:
+    from hearthnet.errors import ERRORS
+
+    return set(ERRORS)
+
+
+@command("query", group=rag_app)
+def query_cmd(
+    corpus: Annotated[str, typer.Argument(help="Corpus name.")],
+    question: Annotated[str, typer.Argument(help="What to look for.")],
+    k: Annotated[int, typer.Option("-k", min=1, help="How many chunks.")] = C.RAG_DEFAULT_K,
+    mode: Annotated[str, typer.Option("--mode", help="hybrid, dense or keyword.")] = "hybrid",
+    json_out: JsonOpt = False,
+    node: NodeOpt = None,
+) -> None:
+    """The best chunks of a corpus for a question (routed to a node that holds the corpus)."""
+    out = _with_client(home(), node, lambda c, u: _call(c, u, "rag.query", {"corpus": corpus, "query": question, "k": k, "mode": mode}))
+    if json_out:
+        emit_json(out)
+        return
+    for n, h in enumerate(out["hits"], 1):
+        where = f"p.{h['page']}" if h.get("page") else (h.get("section") or "")
+        console.print(f"[{n}] {h['title']} {where}  score {h['score']:.4f}")
+        console.print("    " + h["text"][:300].replace("\n", " "))
+
+
+@command("reindex", group=rag_app)
+def reindex_cmd(corpus: Annotated[str, typer.Argument(help="Corpus name.")], json_out: JsonOpt = False, node: NodeOpt = None) -> None:
+    """Rebuild a corpus from its stored documents (after changing the embedding model or chunking); the old one stays until the new one is whole."""
+    out = _with_client(home(), node, lambda c, u: _call(c, u, "rag.reindex", {"corpus": corpus}, timeout=3600, route=False))
+    if json_out:
+        emit_json(out)
+        return
+    console.print(f"{out['corpus']}: {out['documents']} documents, {out['chunks']} chunks with {out['model']}")

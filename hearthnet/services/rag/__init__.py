@@ -1,0 +1,1 @@
+"""RAG: corpora of chunked, embedded documents with hybrid (vector + keyword) retrieval."""
