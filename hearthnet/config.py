@@ -125,6 +125,7 @@ class RagConfig(_Section):
     corpora_dir: Path = Field(Path("corpora"), description="One SQLite database per corpus.")
     default_k: int = Field(C.RAG_DEFAULT_K, ge=1, description="Chunks returned when a query gives no k.")
     max_k: int = Field(C.RAG_MAX_K, ge=1, description="Largest k a query may ask for.")
+    keyword_weight: float = Field(0.5, ge=0, le=4, description="Weight of the BM25 ranking against the vector ranking in hybrid fusion (1 = plain RRF).")
 
 
 class FileConfig(_Section):

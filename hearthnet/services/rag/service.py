@@ -156,7 +156,8 @@ class RagService:
         store = self.store(body["corpus"])
         mode = body.get("mode", "hybrid")
         vector = (await self.embed([body["query"]]))[0] if mode != "keyword" else None
-        hits = await asyncio.to_thread(store.query, k=k, vector=vector, text=body["query"], mode=mode, filters=body.get("filters"))
+        hits = await asyncio.to_thread(store.query, k=k, vector=vector, text=body["query"], mode=mode, filters=body.get("filters"),
+                                       keyword_weight=self.config.keyword_weight)
         return {"corpus": store.corpus, "mode": mode, "model": self.model, "hits": [h.as_dict() for h in hits], "ms": int((time.perf_counter() - t0) * 1000)}
 
     async def _list(self, body: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
