@@ -25,6 +25,8 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # network namespaces of integration/netns, which set these back on per node.
     monkeypatch.setenv("HEARTHNET_DISCOVERY__MDNS_ENABLED", "false")
     monkeypatch.setenv("HEARTHNET_DISCOVERY__UDP_ENABLED", "false")
+    # Many nodes run side by side in tests: each gateway takes a free port, not 7860.
+    monkeypatch.setenv("HEARTHNET_UI__PORT", "0")
 
 
 @pytest.fixture(autouse=True)

@@ -156,8 +156,9 @@ class EmergencyConfig(_Section):
 
 
 class UiConfig(_Section):
-    host: str = Field("127.0.0.1", description="Address the web UI and OpenAI gateway listen on.")
-    port: int = Field(C.UI_DEFAULT_PORT, ge=0, le=65535, description="Web UI port.")
+    host: str = Field("127.0.0.1", description="Address the web UI and OpenAI gateway listen on (plain HTTP: keep it on loopback unless the LAN is trusted).")
+    port: int = Field(C.UI_DEFAULT_PORT, ge=0, le=65535, description="Port of the web UI and OpenAI gateway (0 = any free port).")
+    gateway_enabled: bool = Field(True, description="Serve the OpenAI-compatible /v1 API (API key or signed member required).")
     launch_browser: bool = Field(False, description="Open a browser on start (off: most boxes are headless).")
 
 

@@ -40,6 +40,7 @@ ERRORS: dict[str, ErrorSpec] = dict(
         _spec("event_invalid", 400, C.EXIT_ERROR, "An event is not canonical, has a bad field, an unknown type, or breaks its author's chain."),
         _spec("payload_too_large", 413, C.EXIT_CAPACITY, "A body, event or batch exceeds its size limit."),
         # --- authentication / authorisation ---
+        _spec("unauthorized", 401, C.EXIT_AUTH, "No valid API key or signature: the gateway answers only callers it knows (deny by default)."),
         _spec("invalid_signature", 401, C.EXIT_AUTH, "A signature does not verify against the claimed key."),
         _spec("stale_timestamp", 401, C.EXIT_AUTH, "A signed request's timestamp is outside the allowed clock skew."),
         _spec("replay", 401, C.EXIT_AUTH, "A signed request's nonce was already used."),

@@ -55,6 +55,20 @@ from hearthnet.transport.tls import PinStore, ensure_cert, origin, pin_first_con
 RUN_FILE = "run/node.json"
 
 
+def bind_socket(host: str, port: int, hint: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on such sockets (else ~40 ms per keep-alive request).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        code = "already_exists" if exc.errno == errno.EADDRINUSE else "storage_error"
+        raise HearthNetError(code, f"cannot listen on {host}:{port}: {exc.strerror} ({hint})") from None
+    return sock
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: the node owns SIGTERM/SIGINT."""
 
@@ -133,6 +147,8 @@ class Node:
         self.clock_offsets: dict[str, float] = {}
         self._stop = asyncio.Event()
         self._server: _Server | None = None
+        self._gateway: _Server | None = None
+        self.gateway_url: str | None = None
         self._bg: set[asyncio.Task[Any]] = set()
         self.mdns: Any = None
         self._adv_host: str | None = None
@@ -349,16 +365,7 @@ class Node:
 
     # --- lifecycle -------------------------------------------------------------------------
     def _bind(self) -> socket.socket:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on such sockets (else ~40 ms per keep-alive request).
-        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.host, self.port))
-        except OSError as exc:
-            sock.close()
-            code = "already_exists" if exc.errno == errno.EADDRINUSE else "storage_error"
-            raise HearthNetError(code, f"cannot listen on {self.host}:{self.port}: {exc.strerror} (choose another with --port)") from None
+        sock = bind_socket(self.host, self.port, "choose another with --port")
         self.port = sock.getsockname()[1]
         return sock
 
@@ -380,6 +387,13 @@ class Node:
             cert, key, self.tls_fingerprint = ensure_cert(self.config.data_dir / "tls", self.kp.short_id)
             ssl_kw = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
         sock = self._bind()
+        gateway_sock = None
+        if self.config.ui.gateway_enabled:
+            try:
+                gateway_sock = bind_socket(self.config.ui.host, self.config.ui.port, "set ui.port, or ui.gateway_enabled = false")
+            except HearthNetError:
+                sock.close()
+                raise
         scheme = "https" if self.tls else "http"
         shown = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         self.url = f"{scheme}://{shown}:{self.port}"
@@ -390,6 +404,18 @@ class Node:
             await asyncio.sleep(0.01)
         if server_task.done():
             server_task.result()
+        gateway_task = None
+        if gateway_sock is not None:
+            from hearthnet.gateway.openai_api import build_gateway
+
+            g_host, g_port = gateway_sock.getsockname()[:2]
+            self.gateway_url = f"http://{'127.0.0.1' if g_host in ('0.0.0.0', '::') else g_host}:{g_port}/v1"
+            self._gateway = _Server(uvicorn.Config(build_gateway(self), log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=5))
+            gateway_task = asyncio.create_task(self._gateway.serve(sockets=[gateway_sock]))
+            while not self._gateway.started and not gateway_task.done():
+                await asyncio.sleep(0.01)
+            if gateway_task.done():
+                gateway_task.result()
         await self._start_discovery()
         self.ready = True
         self._write_run_file()
@@ -419,6 +445,15 @@ class Node:
                 conn.transport.abort()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(server_task, 10)
+        if gateway_task is not None and self._gateway is not None:
+            self._gateway.should_exit = True
+            with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
+                await asyncio.wait_for(asyncio.shield(gateway_task), 1.0)
+            for conn in list(self._gateway.server_state.connections):
+                with contextlib.suppress(Exception):
+                    conn.transport.abort()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(gateway_task, 10)
         stop_task.cancel()
         for svc in self.services:
             with contextlib.suppress(Exception):
@@ -488,7 +523,8 @@ class Node:
         self.mdns = self.udp = None
 
     def _write_run_file(self) -> None:
-        info = {"pid": os.getpid(), "url": self.url, "port": self.port, "node_id": self.node_id, "tls_fingerprint": self.tls_fingerprint}
+        info = {"pid": os.getpid(), "url": self.url, "port": self.port, "node_id": self.node_id, "tls_fingerprint": self.tls_fingerprint,
+                "gateway_url": self.gateway_url}
         atomic_write_text(self.config.data_dir / RUN_FILE, json.dumps(info), mode=0o600)
 
     def _remove_run_file(self) -> None:

@@ -31,7 +31,7 @@ EFFECT = {
     "market": "with the community-services issue",
     "chat": "with the community-services issue",
     "emergency": "with the community-services issue",
-    "ui": "with the UI / gateway",
+    "ui": "now for the OpenAI-compatible gateway (`hearthnet run`); the web UI with its issue",
     "observability": "now (`hearthnet run`: JSON logs, /metrics, /trace/recent)",
 }
 

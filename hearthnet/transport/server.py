@@ -73,6 +73,28 @@ class Caller:
         self.level = level
 
 
+def authenticate_signed(node: Node, request: Request, body: bytes) -> Caller:
+    """The signed community member behind a request (transport and gateway alike), or the error why not."""
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    try:
+        signed: SignedCaller = verify_request(
+            request.headers, request.method, path, body, community=node.community_id, skew_seconds=node.config.transport.clock_skew_seconds
+        )
+    except HearthNetError as exc:
+        node.metrics.signature_failures_total.labels(reason=exc.code).inc()
+        raise
+    node.log.refresh()  # an admin command may have changed membership from another process
+    st = node.log.membership
+    if signed.node_id in st.revoked:
+        node.metrics.signature_failures_total.labels(reason="revoked").inc()
+        raise HearthNetError("revoked", "caller's membership was revoked")
+    if not st.is_member(signed.node_id):
+        node.metrics.signature_failures_total.labels(reason="not_member").inc()
+        raise HearthNetError("not_member", "caller is not a member of this community")
+    node.nonces.use(signed.node_id, signed.nonce)  # after the signature: strangers cannot fill the store
+    return Caller(signed.node_id, st.level_of(signed.node_id))
+
+
 def build_app(node: Node) -> FastAPI:
     app = FastAPI(title="HearthNet node", docs_url=None, redoc_url=None, openapi_url=None)
     cfg = node.config.transport
@@ -97,24 +119,7 @@ def build_app(node: Node) -> FastAPI:
         return error_response(HearthNetError("internal", f"{type(exc).__name__}: {exc}"))
 
     async def authenticate(request: Request, body: bytes) -> Caller:
-        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        try:
-            signed: SignedCaller = verify_request(
-                request.headers, request.method, path, body, community=node.community_id, skew_seconds=cfg.clock_skew_seconds
-            )
-        except HearthNetError as exc:
-            node.metrics.signature_failures_total.labels(reason=exc.code).inc()
-            raise
-        node.log.refresh()  # an admin command may have changed membership from another process
-        st = node.log.membership
-        if signed.node_id in st.revoked:
-            node.metrics.signature_failures_total.labels(reason="revoked").inc()
-            raise HearthNetError("revoked", "caller's membership was revoked")
-        if not st.is_member(signed.node_id):
-            node.metrics.signature_failures_total.labels(reason="not_member").inc()
-            raise HearthNetError("not_member", "caller is not a member of this community")
-        node.nonces.use(signed.node_id, signed.nonce)  # after the signature: strangers cannot fill the store
-        return Caller(signed.node_id, st.level_of(signed.node_id))
+        return authenticate_signed(node, request, body)
 
     async def guard(request: Request, limit: int | None = None) -> tuple[Caller | None, bytes]:
         body = await read_body(request, limit or cfg.max_body_bytes)
