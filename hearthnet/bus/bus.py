@@ -124,6 +124,15 @@ class CapabilityBus:
             raise HearthNetError("bad_request", f"{d.name} does not stream")
         entry.in_flight += 1
         self.metrics.active_streams.labels(capability=d.name).inc()
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                entry.in_flight -= 1
+                self.metrics.active_streams.labels(capability=d.name).dec()
+
         agen = entry.handler(body, dataclasses.replace(ctx, stream=True))  # type: ignore[misc]
         try:
             if not hasattr(agen, "__anext__"):
@@ -136,16 +145,20 @@ class CapabilityBus:
                 if remaining <= 0:
                     raise HearthNetError("timeout", f"{d.name} stream passed its deadline")
                 try:
-                    frame = await asyncio.wait_for(agen.__anext__(), timeout=remaining)
+                    async with asyncio.timeout(remaining):  # no task per frame, unlike wait_for
+                        frame = await agen.__anext__()
                 except StopAsyncIteration:
                     return
                 except TimeoutError:
                     raise HearthNetError("timeout", f"{d.name} stream passed its deadline") from None
                 self.schema.validate_stream_frame(d, frame)
+                if frame.get("event") in ("done", "error"):
+                    # The answer is complete: free the slot now, not after the caller has read it
+                    # (a caller that asks again at once must not find the model still "busy").
+                    release()
                 yield frame
         finally:
-            entry.in_flight -= 1
-            self.metrics.active_streams.labels(capability=d.name).dec()
+            release()
             if hasattr(agen, "aclose"):
                 await agen.aclose()  # cancellation reaches the handler
 

@@ -216,10 +216,11 @@ def cited_numbers(text: str, n: int) -> list[int]:
 def resume_with_prefix(body: dict[str, Any], frames: list[dict[str, Any]]) -> dict[str, Any]:
     """The request that continues an answer after `frames`: the text so far becomes the
     assistant's prefix (or follows the prompt) and max_tokens shrinks by what was said."""
-    tokens = [f["data"].get("text", "") for f in frames if f.get("event") == "token"]
-    out = {**body, "resume": {"text": "".join(tokens)}}
+    tokens = [f["data"] for f in frames if f.get("event") == "token"]
+    said = sum(int(t.get("tokens", 1)) for t in tokens)  # a frame may carry several tokens
+    out = {**body, "resume": {"text": "".join(t.get("text", "") for t in tokens)}}
     if "max_tokens" in body or tokens:
-        out["max_tokens"] = max(1, int(body.get("max_tokens", 256)) - len(tokens))
+        out["max_tokens"] = max(1, int(body.get("max_tokens", 256)) - said)
     return out
 
 

@@ -92,13 +92,14 @@ def test_a_resumed_chat_continues_the_same_turn(llm):
 
     frames = run(_stream(llm, Q))
     tokens = [f for f in frames if f["event"] == "token"]
-    assert len(tokens) > 8
-    body = resume_with_prefix(Q, tokens[:6])
-    assert body["resume"]["text"] == "".join(f["data"]["text"] for f in tokens[:6]) and body["max_tokens"] == Q["max_tokens"] - 6
+    assert len(tokens) >= 3  # frames carry a few tokens each (see FLUSH_SECONDS)
+    said = sum(f["data"]["tokens"] for f in tokens[:2])
+    body = resume_with_prefix(Q, tokens[:2])
+    assert body["resume"]["text"] == "".join(f["data"]["text"] for f in tokens[:2]) and body["max_tokens"] == Q["max_tokens"] - said
     rest = run(llm.call("llm.chat", (1, 0), body, timeout=60))
     # Greedy decoding goes on from the prefix: prefix + continuation is the uninterrupted answer.
     assert body["resume"]["text"] + rest["text"] == "".join(f["data"]["text"] for f in tokens)
-    assert rest["tokens_out"] <= Q["max_tokens"] - 6
+    assert rest["tokens_out"] <= Q["max_tokens"] - said
 
 
 def test_one_generation_per_model_deadlines_and_token_counts(llm):
