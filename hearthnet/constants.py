@@ -67,6 +67,7 @@ RAG_DEFAULT_K = 5
 RAG_MAX_K = 20
 RAG_RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
 RAG_CANDIDATES = 50  # per ranking, before fusion
+RAG_MMAP_BYTES = 1 << 30  # address space (not memory) a corpus database may map
 
 # --- bus health ------------------------------------------------------------------
 HEALTH_WINDOW_CALLS = 100

@@ -93,6 +93,8 @@ def test_errors_are_our_codes(server):
                     await coro
                 except HearthNetError as e:
                     codes[label] = e.code
+            codes["up"] = await b.health()
+            codes["approx"] = b.count_tokens("twelve chars")  # the server's tokenizer is not here: about 4 chars a token
         finally:
             await b.close()
         dead = backend("http://127.0.0.1:9/v1")  # nothing listens on the discard port
@@ -101,10 +103,11 @@ def test_errors_are_our_codes(server):
         except HearthNetError as e:
             codes["down"] = e.code
         finally:
+            codes["health_down"] = await dead.health()
             await dead.close()
         return codes
 
-    assert run(go()) == {"ctx": "payload_too_large", "model": "not_found", "down": "partition"}
+    assert run(go()) == {"ctx": "payload_too_large", "model": "not_found", "down": "partition", "up": True, "approx": 3, "health_down": False}
 
 
 def test_server_dying_mid_stream_is_a_partition_not_a_short_answer():

@@ -83,6 +83,9 @@ class CorpusStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self.db = connect(self.path, extensions=True)
+        # A vector query scans every vector: reading the pages through mmap instead of
+        # SQLite's page cache halves its time at 100k chunks (bench_rag).
+        self.db.execute(f"PRAGMA mmap_size={C.RAG_MMAP_BYTES}")
         self._init(model, dimensions)
 
     def _init(self, model: str, dimensions: int) -> None:

@@ -123,3 +123,13 @@ def test_one_generation_per_model_deadlines_and_token_counts(llm):
     frames = run(_stream(llm, {**Q, "max_tokens": 5}))
     t = llm.trace.recent(1, "llm.chat")[-1]
     assert t.tokens_out == frames[-1]["data"]["tokens_out"] <= 5 and t.frames == len(frames)
+
+
+def test_backend_health_and_exact_token_count(llm):
+    b = embedded_backend()
+    try:
+        assert run(b.health()) is True
+        out = run(llm.call("llm.complete", (1, 0), {"prompt": "The sky is blue", "temperature": 0, "max_tokens": 1}, timeout=60))
+        assert b.count_tokens("The sky is blue") == out["tokens_in"] == 4  # SmolLM2 adds no BOS token
+    finally:
+        run(b.close())

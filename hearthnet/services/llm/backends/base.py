@@ -53,7 +53,18 @@ class LlmBackend(Protocol):
 
     def stream_complete(self, model: str, prompt: str, gen: Generation) -> AsyncIterator[dict[str, Any]]: ...
 
+    def count_tokens(self, text: str) -> int: ...
+
+    async def health(self) -> bool: ...
+
+    async def warm(self) -> None: ...
+
     async def close(self) -> None: ...
+
+
+def approx_tokens(text: str) -> int:
+    """For servers whose tokenizer is not here: about four characters a token (English BPE)."""
+    return max(1, (len(text) + 3) // 4) if text else 0
 
 
 async def collect(frames: AsyncIterator[dict[str, Any]]) -> ChatResult:
@@ -73,4 +84,4 @@ def done_frame(model: str, backend: str, tokens_in: int, tokens_out: int, stop_r
                                       "stop_reason": stop_reason, "ms": ms}}
 
 
-__all__ = ["BackendModel", "ChatResult", "Generation", "LlmBackend", "collect", "done_frame"]
+__all__ = ["BackendModel", "ChatResult", "Generation", "LlmBackend", "approx_tokens", "collect", "done_frame"]

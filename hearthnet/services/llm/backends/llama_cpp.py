@@ -81,6 +81,18 @@ class LlamaCppBackend:
     async def warm(self) -> None:
         await self._submit(self._load)
 
+    def count_tokens(self, text: str) -> int:
+        """Exact, with the model's own tokenizer (loads the model if it is not yet)."""
+        return len(self._load().tokenize(text.encode("utf-8"), add_bos=False)) if text else 0
+
+    async def health(self) -> bool:
+        """The pinned file is there and matches its hash (cached after the first check)."""
+        try:
+            await asyncio.to_thread(self._path)
+        except HearthNetError:
+            return False
+        return True
+
     def _check_model(self, model: str) -> None:
         if model and model != self.model.name:
             raise HearthNetError("not_found", f"this backend serves {self.model.name}, not {model}")

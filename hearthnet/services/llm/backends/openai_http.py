@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hearthnet.errors import HearthNetError
-from hearthnet.services.llm.backends.base import BackendModel, ChatResult, Generation, done_frame
+from hearthnet.services.llm.backends.base import BackendModel, ChatResult, Generation, approx_tokens, done_frame
 from hearthnet.transport.client import CallError, ServiceClient
 
 
@@ -141,6 +141,9 @@ class OpenAICompatBackend:
     def stream_complete(self, model: str, prompt: str, gen: Generation) -> AsyncIterator[dict[str, Any]]:
         self._check_model(model)
         return self._stream("/completions", self._body(gen, prompt=prompt), chat=False)
+
+    def count_tokens(self, text: str) -> int:
+        return approx_tokens(text)
 
     async def health(self) -> bool:
         try:
