@@ -77,6 +77,19 @@ class _Server(uvicorn.Server):
         yield
 
 
+async def _shut(server: uvicorn.Server, task: asyncio.Task[Any]) -> None:
+    """Stop a uvicorn server. Idle keep-alive TLS connections wait for the peer's close_notify,
+    which an idle peer never sends: give requests in flight a moment, then drop the rest."""
+    server.should_exit = True
+    with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
+        await asyncio.wait_for(asyncio.shield(task), 1.0)
+    for conn in list(server.server_state.connections):
+        with contextlib.suppress(Exception):
+            conn.transport.abort()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(task, 10)
+
+
 def local_address() -> str:
     """The address of the interface that routes outward (no packet is sent)."""
     with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -436,24 +449,9 @@ class Node:
             t.cancel()
         await asyncio.gather(*loops, *self._bg, return_exceptions=True)
         await self._stop_discovery()
-        # Idle keep-alive TLS connections wait for the peer's close_notify, which an
-        # idle peer never sends: give requests in flight a moment, then drop the rest.
-        with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
-            await asyncio.wait_for(asyncio.shield(server_task), 1.0)
-        for conn in list(self._server.server_state.connections):
-            with contextlib.suppress(Exception):
-                conn.transport.abort()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(server_task, 10)
+        await _shut(self._server, server_task)
         if gateway_task is not None and self._gateway is not None:
-            self._gateway.should_exit = True
-            with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
-                await asyncio.wait_for(asyncio.shield(gateway_task), 1.0)
-            for conn in list(self._gateway.server_state.connections):
-                with contextlib.suppress(Exception):
-                    conn.transport.abort()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(gateway_task, 10)
+            await _shut(self._gateway, gateway_task)
         stop_task.cancel()
         for svc in self.services:
             with contextlib.suppress(Exception):

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from hearthnet.errors import HearthNetError
-from hearthnet.services.llm.backends.base import BackendModel, ChatResult, Generation, approx_tokens, collect, done_frame
+from hearthnet.services.llm.backends.base import BackendModel, ChatResult, Generation, HttpBackendBase, collect, done_frame
 from hearthnet.transport.client import CallError, ServiceClient
 
 DEFAULT_URL = "https://api.anthropic.com/v1"
@@ -20,7 +20,7 @@ API_VERSION = "2023-06-01"
 _REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}
 
 
-class AnthropicBackend:
+class AnthropicBackend(HttpBackendBase):
     name = "anthropic_api"
     resumable = False
 
@@ -93,21 +93,6 @@ class AnthropicBackend:
     async def complete(self, model: str, prompt: str, gen: Generation) -> ChatResult:
         return await collect(self.stream_complete(model, prompt, gen))
 
-    def count_tokens(self, text: str) -> int:
-        return approx_tokens(text)
-
-    async def health(self) -> bool:
-        try:
-            await self._http.get("/models", timeout=5)
-        except HearthNetError:
-            return False
-        return True
-
-    async def warm(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        await self._http.close()
 
 
 __all__ = ["DEFAULT_URL", "AnthropicBackend"]

@@ -62,6 +62,29 @@ class LlmBackend(Protocol):
     async def close(self) -> None: ...
 
 
+class HttpBackendBase:
+    """What the HTTP backends share: a ServiceClient in `self._http`, health from `GET /models`,
+    token counts estimated (the server's tokenizer is not here), nothing to warm."""
+
+    _http: Any
+
+    def count_tokens(self, text: str) -> int:
+        return approx_tokens(text)
+
+    async def health(self) -> bool:
+        try:
+            await self._http.get("/models", timeout=5)
+        except HearthNetError:
+            return False
+        return True
+
+    async def warm(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        await self._http.close()
+
+
 def approx_tokens(text: str) -> int:
     """For servers whose tokenizer is not here: about four characters a token (English BPE)."""
     return max(1, (len(text) + 3) // 4) if text else 0
@@ -84,4 +107,4 @@ def done_frame(model: str, backend: str, tokens_in: int, tokens_out: int, stop_r
                                       "stop_reason": stop_reason, "ms": ms}}
 
 
-__all__ = ["BackendModel", "ChatResult", "Generation", "LlmBackend", "approx_tokens", "collect", "done_frame"]
+__all__ = ["BackendModel", "ChatResult", "Generation", "HttpBackendBase", "LlmBackend", "approx_tokens", "collect", "done_frame"]

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hearthnet.errors import HearthNetError
-from hearthnet.services.llm.backends.base import BackendModel, ChatResult, Generation, approx_tokens, done_frame
+from hearthnet.services.llm.backends.base import BackendModel, ChatResult, Generation, HttpBackendBase, done_frame
 from hearthnet.transport.client import CallError, ServiceClient
 
 
@@ -57,7 +57,7 @@ def default_url(name: str, *, local: bool = False) -> str:
     return (p.local_url or p.url) if local else p.url
 
 
-class OpenAICompatBackend:
+class OpenAICompatBackend(HttpBackendBase):
     """An LLM behind an OpenAI-compatible server. It cannot continue a partial assistant
     turn through the chat API, so a failed-over stream restarts here (`resumable` False)."""
 
@@ -142,21 +142,6 @@ class OpenAICompatBackend:
         self._check_model(model)
         return self._stream("/completions", self._body(gen, prompt=prompt), chat=False)
 
-    def count_tokens(self, text: str) -> int:
-        return approx_tokens(text)
-
-    async def health(self) -> bool:
-        try:
-            await self._http.get("/models", timeout=5)
-        except HearthNetError:
-            return False
-        return True
-
-    async def warm(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        await self._http.close()
 
 
 def _reason(finish: str | None) -> str:
