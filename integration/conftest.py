@@ -86,6 +86,15 @@ class Mesh:
                     a.peers.seen(b.url, "static")
         await asyncio.gather(*(a.refresh_peers() for a in live))
 
+    async def until(self, pred: Any, seconds: float = 10.0) -> None:
+        """Wait for pred() (manifests spread by refresh; one refresh can lose a race under load)."""
+        for _ in range(int(seconds / 0.1)):
+            if pred():
+                return
+            await self.link()
+            await asyncio.sleep(0.1)
+        raise AssertionError("condition not reached in time")
+
     async def close(self) -> None:
         for i in range(len(self.nodes)):
             await self.stop(i)

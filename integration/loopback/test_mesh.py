@@ -41,7 +41,7 @@ def test_call_from_a_is_served_by_c(mesh):
     async def scenario(m):
         a, b, c = await m.create(3)
         _serve_where(c)
-        await m.link()
+        await m.until(lambda: any(e.name == "test.where" for e in a.bus.registry.all()))
         out = await a.bus.call("test.where", (1, 0), {}, timeout=10)
         assert out == {"node_id": c.node_id, "caller": a.node_id}
         # echo.ping exists everywhere: a serves it locally (prefer_local).
