@@ -8,7 +8,7 @@ and its bus routes the stream to the other one over signed TLS; this script stre
 from the caller (route=true). Every figure is generated tokens / wall time from request
 to `done`, best of a few runs, after a warm-up, with the same greedy request.
 
-Each figure is measured in a fresh process (`--child direct|local`): two llama.cpp
+Each figure is measured in a fresh process, in three interleaved rounds (`--child direct|local`): two llama.cpp
 instances in one process run two OpenMP teams on two cores and slow each other down,
 which would measure the neighbour, not the bus. Baselines are taken before and after.
 
@@ -143,20 +143,18 @@ def main() -> None:
         print({"direct": direct_rate, "local": local_rate, "remote": remote_rate}[kind](n, repeats))
         return
     a = parse_args(default_n=128, quick_n=8)
-    repeats = 1 if a.quick else 5
+    repeats = 1 if a.quick else 4
     goal = {"local": ">= 0.95x direct llama-cpp", "remote": ">= 0.9x direct llama-cpp"}
-    # Interleaved, each twice: the machine is shared and drifts; the best of each counts.
-    base = max(child("direct", a.n, repeats), 0.0)
-    local = child("local", a.n, repeats)
-    base = max(base, child("direct", a.n, repeats))
-    local = max(local, child("local", a.n, repeats))
-    emit("tokens", f"llm.chat stream through the local bus, {a.n} tokens, SmolLM2 Q4_1", "tokens_per_s", local, "tok/s",
-         "llama_cpp.Llama.create_chat_completion stream in-process", base, goal["local"])
-    remote = child("remote", a.n, repeats)
-    base_r = child("direct", a.n, repeats)
-    remote = max(remote, child("remote", a.n, repeats))
-    emit("tokens", f"llm.chat stream from another node on loopback (spark -> hearth over TLS), {a.n} tokens", "tokens_per_s", remote, "tok/s",
-         "llama_cpp.Llama.create_chat_completion stream in-process", max(base, base_r), goal["remote"])
+    # Interleaved rounds of direct, local, remote: the machine is shared and drifts by
+    # ±20 % within minutes; the best of each over all rounds counts.
+    best = {"direct": 0.0, "local": 0.0, "remote": 0.0}
+    for _ in range(1 if a.quick else 3):
+        for kind in best:
+            best[kind] = max(best[kind], child(kind, a.n, repeats))
+    emit("tokens", f"llm.chat stream through the local bus, {a.n} tokens, SmolLM2 Q4_1", "tokens_per_s", best["local"], "tok/s",
+         "llama_cpp.Llama.create_chat_completion stream in-process", best["direct"], goal["local"])
+    emit("tokens", f"llm.chat stream from another node on loopback (spark -> hearth over TLS), {a.n} tokens", "tokens_per_s", best["remote"], "tok/s",
+         "llama_cpp.Llama.create_chat_completion stream in-process", best["direct"], goal["remote"])
 
 
 if __name__ == "__main__":
