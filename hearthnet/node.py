@@ -98,11 +98,14 @@ def local_address() -> str:
     return "127.0.0.1"
 
 
-def hardware() -> HardwareSpec:
-    ram = 0.0
-    with contextlib.suppress(ValueError, OSError, AttributeError):
-        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return HardwareSpec(ram_gb=round(ram, 1), cpu_cores=os.cpu_count() or 0)
+def hardware(data_dir: Path | None = None) -> HardwareSpec:
+    """The manifest's hardware summary, from the same probes as `hearthnet detect-hardware`."""
+    from hearthnet.provision.hardware import detect
+
+    f = detect(data_dir=data_dir)
+    best = max(f.gpus, key=lambda g: g.vram_gb or 0.0, default=None)
+    return HardwareSpec(gpu=best.model if best else None, vram_gb=(best.vram_gb or 0.0) if best else 0.0, ram_gb=f.ram_gb or 0.0,
+                        cpu_cores=f.cpu.cores or os.cpu_count() or 0, disk_free_gb=f.disk_free_gb or 0.0)
 
 
 class Node:
@@ -165,7 +168,7 @@ class Node:
         self._bg: set[asyncio.Task[Any]] = set()
         self.mdns: Any = None
         self._adv_host: str | None = None
-        self._hardware = hardware()
+        self._hardware = hardware(cfg.data_dir)
         self.udp: Any = None
         for url in cfg.discovery.static_peers:
             self.peers.seen(url, "static")
