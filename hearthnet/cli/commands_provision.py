@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from hearthnet.cli.app import JsonOpt, command, emit_json, globals_, make_console
+from hearthnet.cli.app import JsonOpt, app, command, emit_json, globals_, make_console, table
 from hearthnet.provision import hardware
 from hearthnet.storage import atomic_write_text
 
@@ -42,3 +42,48 @@ def detect_hardware_cmd(
     console.print(f"tier       {r['tier']}: {dict(hardware.TIER_RULES)[r['tier']]}")
     if facts.unknown:
         console.print(f"unknown    {', '.join(facts.unknown)}")
+
+
+profile_app = typer.Typer(help="Profiles (anchor, hearth, spark, bridge).", no_args_is_help=True)
+app.add_typer(profile_app, name="profile")
+
+
+@command("show", group=profile_app)
+def profile_show_cmd(
+    profile: Annotated[str | None, typer.Argument(help="anchor, hearth, spark, bridge or a .yaml path (default: the --host's profile).")] = None,
+    site_file: Annotated[Path | None, typer.Option("--site", help="Site manifest, for a host's overrides and corpus presets.")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Host of the site.")] = None,
+    hardware_file: Annotated[Path | None, typer.Option("--hardware", help="Recorded facts (detect-hardware --json).")] = None,
+    detect: Annotated[bool, typer.Option("--detect", help="Detect this box's hardware (the default without --hardware).")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """The effective profile after the implication rules, with where each value came from."""
+    from hearthnet.errors import HearthNetError
+    from hearthnet.provision.effective import effective
+    from hearthnet.provision.site import load_site
+
+    if hardware_file is not None and detect:
+        raise HearthNetError("bad_request", "give --hardware FILE or --detect, not both")
+    if host is not None and site_file is None:
+        raise HearthNetError("bad_request", "--host needs --site")
+    site = load_site(site_file) if site_file is not None else None
+    h = None
+    if site is not None and host is not None:
+        h = site.hosts.get(host)
+        if h is None:
+            raise HearthNetError("not_found", f"no host {host!r} in {site_file} (have: {', '.join(site.hosts)})")
+    name = profile or (h.profile if h else None)
+    if name is None:
+        raise HearthNetError("bad_request", "name a profile, or --site FILE --host H")
+    if hardware_file is None and not detect and h is not None and h.hardware:
+        hardware_file = site_file.parent / h.hardware  # type: ignore[union-attr]
+    facts = hardware.load_facts(hardware_file) if hardware_file is not None else hardware.detect()
+    eff = effective(name, facts, site=site, host=host)
+    if json_out:
+        emit_json(eff.as_dict())
+        return
+    console.print(f"profile {eff.profile}" + (f"  host {eff.host} ({eff.mode})" if eff.host else "") + f"  tier {eff.hardware['tier']}")
+    t = table("key", "value", "from")
+    for k, v in sorted(eff.values.items()):
+        t.add_row(k, json.dumps(v), eff.sources[k])
+    console.print(t)
