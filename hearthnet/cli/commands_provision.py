@@ -2,6 +2,7 @@
 # No `from __future__ import annotations` here: typer reads the real annotation objects.
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -87,3 +88,72 @@ def profile_show_cmd(
     for k, v in sorted(eff.values.items()):
         t.add_row(k, json.dumps(v), eff.sources[k])
     console.print(t)
+
+
+@command("render-profile")
+def render_profile_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Output directory (with --all: one subdirectory per host).")],
+    profile: Annotated[str | None, typer.Option("--profile", help="anchor, hearth, spark, bridge or a .yaml path (one box, no site).")] = None,
+    site_file: Annotated[Path | None, typer.Option("--site", help="Site manifest.")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="One host of the site.")] = None,
+    all_hosts: Annotated[bool, typer.Option("--all", help="Every host of the site.")] = False,
+    hardware_file: Annotated[Path | None, typer.Option("--hardware", help="Recorded facts (detect-hardware --json).")] = None,
+    detect: Annotated[bool, typer.Option("--detect", help="Detect this box's hardware.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Print what would change as a unified diff; exit 6 if anything would, 0 if not.")] = False,
+) -> None:
+    """Render a box's files (config, model lock, corpora plan, bootstrap plan, systemd unit, receipt), atomically."""
+    from hearthnet import constants as C
+    from hearthnet.errors import HearthNetError
+    from hearthnet.provision import models, render
+    from hearthnet.provision.effective import effective
+    from hearthnet.provision.profiles import NAMES, PROFILES_DIR, load_profile
+    from hearthnet.provision.site import load_site
+
+    if hardware_file is not None and detect:
+        raise HearthNetError("bad_request", "give --hardware FILE or --detect, not both")
+    if (profile is None) == (site_file is None):
+        raise HearthNetError("bad_request", "give --profile P (one box) or --site FILE with --host H or --all")
+    if site_file is not None and (host is None) == (not all_hosts):
+        raise HearthNetError("bad_request", "with --site give --host H or --all")
+    detected = None
+
+    def facts_for(recorded: Path | None) -> hardware.HardwareFacts:
+        nonlocal detected
+        path = hardware_file or recorded
+        if path is not None and not detect:
+            return hardware.load_facts(path)
+        detected = detected or hardware.detect()
+        return detected
+
+    def inputs(prof_name: str, facts: hardware.HardwareFacts) -> dict[str, bytes]:
+        p = PROFILES_DIR / f"{prof_name}.yaml" if prof_name in NAMES else Path(prof_name)
+        got = {"profile": p.read_bytes(), "hardware": json.dumps(hardware.render_facts(facts), sort_keys=True).encode(),
+               "model_index": models.DEFAULT_INDEX.read_bytes()}
+        if site_file is not None:
+            got["site"] = site_file.read_bytes()
+        return got
+
+    jobs: list[tuple[Path, dict[str, bytes]]] = []
+    if profile is not None:
+        facts = facts_for(None)
+        eff = effective(load_profile(profile), facts)
+        jobs.append((out, render.render_files(eff, inputs=inputs(profile, facts))))
+    else:
+        site = load_site(site_file)  # type: ignore[arg-type]
+        names = list(site.hosts) if all_hosts else [host]
+        for name in names:
+            h = site.hosts.get(name)  # type: ignore[arg-type]
+            if h is None:
+                raise HearthNetError("not_found", f"no host {name!r} in {site_file} (have: {', '.join(site.hosts)})")
+            facts = facts_for(site_file.parent / h.hardware if h.hardware else None)  # type: ignore[union-attr]
+            eff = effective(h.profile, facts, site=site, host=name)
+            jobs.append((out / name if all_hosts else out, render.render_files(eff, site=site, inputs=inputs(h.profile, facts))))
+    if check:
+        changes = "".join(render.diff(d, files) for d, files in jobs)
+        if changes:
+            sys.stdout.write(changes)
+            raise typer.Exit(C.EXIT_WOULD_CHANGE)
+        return
+    for d, files in jobs:  # every job rendered (and so validated) before any is written
+        changed = render.write(d, files)
+        console.print(f"{d}: {'written' if changed else 'unchanged'}")

@@ -1,0 +1,157 @@
+"""The one renderer: effective profile -> the files of one box.
+
+    hearthnet.toml      the node config (validated through the real config loader)
+    models.lock.json    pinned model files: id, file, sha256, size, sources
+    corpora.json        the corpus seeding plan for this box
+    bootstrap.json      create the community (anchor) or redeem this host's invite
+    hearthnet.service   systemd unit: prod with the hardening baseline, dev as a user unit
+    receipt.json        tool version, mode, and the sha256 of every input and output
+
+Pure: the same inputs give the same bytes (no timestamps, sorted keys, only the rounded
+hardware subset). Atomic: everything is rendered and validated in a temporary directory
+beside the target, then swapped in; on any error the previous output is untouched.
+The CLI, the Ansible role and the NixOS module all call this.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from hearthnet import __version__, config
+from hearthnet.errors import HearthNetError
+from hearthnet.provision import models
+from hearthnet.provision.effective import Effective
+from hearthnet.provision.site import Site
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+FILES = ("hearthnet.toml", "models.lock.json", "corpora.json", "bootstrap.json", "hearthnet.service", "receipt.json")
+_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                          autoescape=False)
+# JSON strings and arrays of strings are valid TOML: one quoting rule for every value that comes from a manifest.
+_ENV.filters["q"] = lambda v: json.dumps(v, ensure_ascii=False)
+
+
+def _json(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _disabled(eff: Effective) -> list[str]:
+    v = eff.values
+    off = []
+    if v["llm"] is None and not v["llm.internet"]:
+        off += ["llm.chat", "llm.complete"]
+    if not v["services.embedding"]:
+        off.append("embed.text")
+    if not v["services.rag"]:
+        off += ["rag.ingest", "rag.list_corpora", "rag.query", "rag.reindex"]
+    return off
+
+
+def render_files(eff: Effective, *, site: Site | None = None, inputs: dict[str, bytes] | None = None, index: Path | None = None) -> dict[str, bytes]:
+    """Every output file's bytes. `inputs` (name -> bytes) are hashed into the receipt."""
+    v = eff.values
+    backends = ([v["llm"]] if v["llm"] else []) + list(v["llm.internet"])
+    anchor = eff.profile == "anchor"
+    ctx = {
+        "version": __version__, "host": eff.host, "profile": eff.profile, "mode": eff.mode,
+        "display_name": eff.host or eff.profile, "listen": "127.0.0.1" if eff.mode == "dev" else "0.0.0.0", "port": 7080,
+        "discovery": v["discovery"], "static_peers": [] if anchor or site is None else list(site.bootstrap),
+        "disabled": _disabled(eff), "backends": backends, "embedding_model": v.get("embedding.model", "all-minilm-l6-v2"),
+        "rag": v["services.rag"], "limits": v["limits"], "probes": v["emergency.probes"], "ui": v["services.ui"],
+        "system_services": v["system_services"],
+    }
+    out: dict[str, bytes] = {
+        "hearthnet.toml": _ENV.get_template("hearthnet.toml.j2").render(ctx).encode(),
+        "hearthnet.service": _ENV.get_template("hearthnet.service.j2").render(ctx).encode(),
+    }
+    lock = []
+    for mid in v["models.pinned"]:
+        e = models.find(mid, index)
+        lock.append({"id": e.id, "kind": e.kind, "file": e.file, "sha256": e.sha256, "size": e.size, "sources": e.sources})
+    out["models.lock.json"] = _json({"version": 1, "models": lock})
+    presets = site.corpora if site is not None else {}
+    out["corpora.json"] = _json({"version": 1, "corpora": [
+        {"corpus": c, **(presets[c].model_dump() if c in presets else {"description": "", "language": "und", "sources": []})} for c in v["corpora"]]})
+    if anchor:
+        boot: dict[str, Any] = {"version": 1, "action": "create_community", "name": site.community.name if site else "HearthNet",
+                                "policy": site.community.policy.model_dump() if site else None}
+    else:
+        boot = {"version": 1, "action": "redeem_invite", "bootstrap": list(site.bootstrap) if site else [],
+                "invite": f"invites/{eff.host or eff.profile}.txt"}
+    out["bootstrap.json"] = _json(boot)
+    receipt = {
+        "version": 1, "tool": f"hearthnet {__version__}", "profile": eff.profile, "host": eff.host, "mode": eff.mode, "hardware": eff.hardware,
+        "inputs": {k: _sha(b) for k, b in sorted((inputs or {}).items())},
+        "outputs": {k: _sha(out[k]) for k in sorted(out)},
+    }
+    out["receipt.json"] = _json(receipt)
+    return out
+
+
+def _validate(tmp: Path) -> None:
+    """The rendered config must load through the real loader, as the node will load it."""
+    data_dir = tmp / ".validate"
+    try:
+        config.load(data_dir, tmp / "hearthnet.toml")
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def diff(out_dir: Path, files: dict[str, bytes]) -> str:
+    """A unified diff of what rendering would change in out_dir ('' when nothing)."""
+    parts = []
+    names = sorted(set(files) | ({p.name for p in out_dir.iterdir() if p.is_file()} if out_dir.is_dir() else set()))
+    for name in names:
+        old_p = out_dir / name
+        old = old_p.read_bytes().decode("utf-8", "replace") if old_p.is_file() else ""
+        new = files.get(name, b"").decode("utf-8", "replace")
+        if old != new:
+            parts += difflib.unified_diff(old.splitlines(True), new.splitlines(True), f"a/{name}", f"b/{name}")
+    return "".join(parts)
+
+
+def write(out_dir: Path, files: dict[str, bytes]) -> bool:
+    """Render into a temporary sibling directory, validate, swap. False when nothing changed."""
+    out_dir = Path(out_dir)
+    if out_dir.is_dir() and not diff(out_dir, files):
+        return False
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    old = out_dir.with_name(f".{out_dir.name}.old")
+    try:
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+        _validate(tmp)
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        shutil.rmtree(old, ignore_errors=True)
+        if out_dir.exists():
+            out_dir.rename(old)
+        tmp.rename(out_dir)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not out_dir.exists():
+            old.rename(out_dir)  # put the previous output back
+        raise HearthNetError("storage_error", f"cannot write {out_dir}: {exc.strerror or exc}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return True
+
+
+__all__ = ["FILES", "diff", "render_files", "write"]
