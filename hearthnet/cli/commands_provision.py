@@ -104,9 +104,7 @@ def render_profile_cmd(
     """Render a box's files (config, model lock, corpora plan, bootstrap plan, systemd unit, receipt), atomically."""
     from hearthnet import constants as C
     from hearthnet.errors import HearthNetError
-    from hearthnet.provision import models, render
-    from hearthnet.provision.effective import effective
-    from hearthnet.provision.profiles import NAMES, PROFILES_DIR, load_profile
+    from hearthnet.provision import render
     from hearthnet.provision.site import load_site
 
     if hardware_file is not None and detect:
@@ -115,39 +113,13 @@ def render_profile_cmd(
         raise HearthNetError("bad_request", "give --profile P (one box) or --site FILE with --host H or --all")
     if site_file is not None and (host is None) == (not all_hosts):
         raise HearthNetError("bad_request", "with --site give --host H or --all")
-    detected = None
-
-    def facts_for(recorded: Path | None) -> hardware.HardwareFacts:
-        nonlocal detected
-        path = hardware_file or recorded
-        if path is not None and not detect:
-            return hardware.load_facts(path)
-        detected = detected or hardware.detect()
-        return detected
-
-    def inputs(prof_name: str, facts: hardware.HardwareFacts) -> dict[str, bytes]:
-        p = PROFILES_DIR / f"{prof_name}.yaml" if prof_name in NAMES else Path(prof_name)
-        got = {"profile": p.read_bytes(), "hardware": json.dumps(hardware.render_facts(facts), sort_keys=True).encode(),
-               "model_index": models.DEFAULT_INDEX.read_bytes()}
-        if site_file is not None:
-            got["site"] = site_file.read_bytes()
-        return got
-
-    jobs: list[tuple[Path, dict[str, bytes]]] = []
+    facts = render.Facts(hardware_file, detect)
     if profile is not None:
-        facts = facts_for(None)
-        eff = effective(load_profile(profile), facts)
-        jobs.append((out, render.render_files(eff, inputs=inputs(profile, facts))))
+        jobs = [(out, render.profile_files(profile, facts()))]
     else:
         site = load_site(site_file)  # type: ignore[arg-type]
-        names = list(site.hosts) if all_hosts else [host]
-        for name in names:
-            h = site.hosts.get(name)  # type: ignore[arg-type]
-            if h is None:
-                raise HearthNetError("not_found", f"no host {name!r} in {site_file} (have: {', '.join(site.hosts)})")
-            facts = facts_for(site_file.parent / h.hardware if h.hardware else None)  # type: ignore[union-attr]
-            eff = effective(h.profile, facts, site=site, host=name)
-            jobs.append((out / name if all_hosts else out, render.render_files(eff, site=site, inputs=inputs(h.profile, facts))))
+        rendered = render.site_files(site, site_file, list(site.hosts) if all_hosts else [host], facts)  # type: ignore[arg-type, list-item]
+        jobs = [(out / name if all_hosts else out, files) for name, files in rendered.items()]
     if check:
         changes = "".join(render.diff(d, files) for d, files in jobs)
         if changes:
@@ -157,3 +129,29 @@ def render_profile_cmd(
     for d, files in jobs:  # every job rendered (and so validated) before any is written
         changed = render.write(d, files)
         console.print(f"{d}: {'written' if changed else 'unchanged'}")
+
+
+site_app = typer.Typer(help="The site manifest (one village).", no_args_is_help=True)
+app.add_typer(site_app, name="site")
+
+
+@command("set", group=site_app)
+def site_set_cmd(
+    host: Annotated[str, typer.Argument(help="Host of the site.")],
+    key: Annotated[str, typer.Argument(help="Key under the host, e.g. profile, mode, llm, llm.model, services.rag.")],
+    value: Annotated[str, typer.Argument(help='A YAML value: hearth, true, {backend: ollama, model: "qwen2.5:7b"}.')],
+    site_file: Annotated[Path, typer.Option("--site", help="Site manifest to edit (comments are kept).")],
+    out: Annotated[Path, typer.Option("--out", help="Rendered output of the site (DIR/<host>/), re-rendered.")],
+    hardware_file: Annotated[Path | None, typer.Option("--hardware", help="Facts for hosts without recorded ones.")] = None,
+) -> None:
+    """Change one part of a host's intent and re-render; if the result does not validate, nothing changes."""
+    from hearthnet.provision import render
+    from hearthnet.provision.site_edit import parse_value, set_and_render
+
+    def render_all(site, text):  # type: ignore[no-untyped-def]
+        # Receipts hash the edited manifest, which is written only after every host rendered.
+        rendered = render.site_files(site, site_file, list(site.hosts), render.Facts(hardware_file), text.encode())
+        return lambda: [f"{name}: {'written' if render.write(out / name, files) else 'unchanged'}" for name, files in rendered.items()]
+
+    for line in set_and_render(site_file, host, key, parse_value(value), render_all):
+        console.print(line)

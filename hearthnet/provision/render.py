@@ -29,7 +29,10 @@ import jinja2
 from hearthnet import __version__, config
 from hearthnet.errors import HearthNetError
 from hearthnet.provision import models
-from hearthnet.provision.effective import Effective
+from hearthnet.provision.effective import Effective, effective
+from hearthnet.provision.hardware import HardwareFacts, load_facts, render_facts
+from hearthnet.provision.hardware import detect as detect_hardware
+from hearthnet.provision.profiles import NAMES, PROFILES_DIR, load_profile
 from hearthnet.provision.site import Site
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -154,4 +157,47 @@ def write(out_dir: Path, files: dict[str, bytes]) -> bool:
     return True
 
 
-__all__ = ["FILES", "diff", "render_files", "write"]
+class Facts:
+    """Where a host's hardware facts come from: --hardware, else the host's recorded file, else detection (once)."""
+
+    def __init__(self, hardware_file: Path | None = None, detect: bool = False) -> None:
+        self.hardware_file, self.detect, self._detected = hardware_file, detect, None
+
+    def __call__(self, recorded: Path | None = None) -> HardwareFacts:
+        path = self.hardware_file or recorded
+        if path is not None and not self.detect:
+            return load_facts(path)
+        self._detected = self._detected or detect_hardware()
+        return self._detected
+
+
+def _inputs(profile: str, facts: HardwareFacts, site_file: Path | None) -> dict[str, bytes]:
+    p = PROFILES_DIR / f"{profile}.yaml" if profile in NAMES else Path(profile)
+    got = {"profile": p.read_bytes(), "hardware": json.dumps(render_facts(facts), sort_keys=True).encode(),
+           "model_index": models.DEFAULT_INDEX.read_bytes()}
+    if site_file is not None:
+        got["site"] = Path(site_file).read_bytes()
+    return got
+
+
+def profile_files(profile: str, facts: HardwareFacts) -> dict[str, bytes]:
+    """One box from a profile alone (no site)."""
+    return render_files(effective(load_profile(profile), facts), inputs=_inputs(profile, facts, None))
+
+
+def site_files(site: Site, site_file: Path, names: list[str], facts: Facts, site_bytes: bytes | None = None) -> dict[str, dict[str, bytes]]:
+    """host -> files, for the named hosts of a site (every one rendered before any is written)."""
+    out = {}
+    for name in names:
+        h = site.hosts.get(name)
+        if h is None:
+            raise HearthNetError("not_found", f"no host {name!r} in {site_file} (have: {', '.join(site.hosts)})")
+        f = facts(Path(site_file).parent / h.hardware if h.hardware else None)
+        inputs = _inputs(h.profile, f, site_file)
+        if site_bytes is not None:
+            inputs["site"] = site_bytes  # the edited manifest, before it is written
+        out[name] = render_files(effective(h.profile, f, site=site, host=name), site=site, inputs=inputs)
+    return out
+
+
+__all__ = ["FILES", "Facts", "diff", "profile_files", "render_files", "site_files", "write"]
