@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from hearthnet import constants as C
 from hearthnet.cli.app import JsonOpt, app, command, emit_json, home, make_console, table
-from hearthnet.cli.commands_mesh import NodeOpt, _with_client
+from hearthnet.cli.commands_mesh import NodeOpt, _codes, _with_client
 from hearthnet.errors import HearthNetError
 from hearthnet.transport.client import TransportClient
 
@@ -94,12 +94,6 @@ def ingest_cmd(
     added = [r for r in results if r["added"]]
     console.print(f"{len(added)} added, {len(results) - len(added)} already in {corpus}; "
                   f"{sum(r['chunks_indexed'] for r in added)} chunks")
-
-
-def _codes() -> set[str]:
-    from hearthnet.errors import ERRORS
-
-    return set(ERRORS)
 
 
 @command("query", group=rag_app)
