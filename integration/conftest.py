@@ -86,6 +86,12 @@ class Mesh:
                     a.peers.seen(b.url, "static")
         await asyncio.gather(*(a.refresh_peers() for a in live))
 
+    async def withdraw(self, node: Node, *names: str) -> None:
+        """The node stops offering these capabilities (as a box without that model), and everyone hears of it."""
+        for name in names:
+            node.bus.registry.deregister_local(name, (1, 0))
+        await self.link()
+
     async def until(self, pred: Any, seconds: float = 10.0) -> None:
         """Wait for pred() (manifests spread by refresh; one refresh can lose a race under load)."""
         for _ in range(int(seconds / 0.1)):

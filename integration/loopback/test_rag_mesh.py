@@ -18,9 +18,7 @@ CORPUS = Path(__file__).resolve().parents[2] / "tests" / "rag" / "corpus"
 def test_spark_ingests_through_the_hearths_embedder_and_chat_cites_it(mesh):
     async def scenario(m):
         hearth, spark = await m.create(2)
-        for name in ("embed.text", "llm.chat", "llm.complete"):
-            spark.bus.registry.deregister_local(name, (1, 0))
-        await m.link()
+        await m.withdraw(spark, *("embed.text", "llm.chat", "llm.complete"))
         for f in sorted(CORPUS.glob("*.md")):
             out = await spark.bus.call("rag.ingest", (1, 0), {"corpus": "village", "data_b64": base64.b64encode(f.read_bytes()).decode(),
                                                               "filename": f.name, "title": f.stem, "language": "en"}, timeout=120)
