@@ -114,6 +114,10 @@ class LlmConfig(_Section):
     backends: list[LlmBackendConfig] = Field(default_factory=list, description="LLM backends; empty means the embedded default.")
 
 
+class ModelsConfig(_Section):
+    dir: Path = Field(Path("models"), description="Model files fetched or added by name (`hearthnet models fetch`); loaded only after their sha256 matches the index.")
+
+
 class EmbeddingConfig(_Section):
     model: str = Field("all-minilm-l6-v2", description="Model-index id of the embedding model served by embed.text.")
     batch_size: int = Field(32, ge=1, le=1024, description="Texts encoded per forward pass.")
@@ -205,6 +209,7 @@ class Config(BaseSettings):
     discovery: DiscoveryConfig = DiscoveryConfig()
     bus: BusConfig = BusConfig()
     llm: LlmConfig = LlmConfig()
+    models: ModelsConfig = ModelsConfig()
     embedding: EmbeddingConfig = EmbeddingConfig()
     rag: RagConfig = RagConfig()
     file: FileConfig = FileConfig()

@@ -127,11 +127,11 @@ class Node:
         self.services: list[Any] = []
         self.bus.resumers.update(RESUMERS)
         if "llm.chat" not in cfg.bus.disabled:
-            backends = build_backends(cfg.llm)  # none without the llm extra: the node routes llm.* to peers
+            backends = build_backends(cfg.llm, [cfg.path(cfg.models.dir)])  # none without the llm extra: the node routes llm.* to peers
             if backends:
                 self._add_service(LlmService(backends, self.metrics, self.bus))
         if "embed.text" not in cfg.bus.disabled:
-            embedder = embedder_from_index(cfg.embedding)  # None without the embed extra: routed to peers
+            embedder = embedder_from_index(cfg.embedding, [cfg.path(cfg.models.dir)])  # None without the embed extra: routed to peers
             if embedder is not None:
                 self._add_service(EmbeddingService(embedder))
         self.blobs = BlobStore(cfg.path(cfg.file.blobs_dir))
@@ -470,7 +470,7 @@ class Node:
         cfg = self.config
         entry = models.find(cfg.embedding.model)
         try:
-            tokenizer: Path | None = models.locate(entry).parent / "tokenizer.json"  # exact chunk lengths when the files are here
+            tokenizer: Path | None = models.locate(entry, [cfg.path(cfg.models.dir)]).parent / "tokenizer.json"  # exact chunk lengths when the files are here
         except HearthNetError:
             tokenizer = None
         return RagService(cfg.rag, cfg.path(cfg.rag.corpora_dir), bus=self.bus, blobs=self.blobs,

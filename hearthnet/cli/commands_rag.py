@@ -12,6 +12,7 @@ from hearthnet import constants as C
 from hearthnet.cli.app import JsonOpt, app, command, emit_json, home, make_console, table
 from hearthnet.cli.commands_mesh import NodeOpt, _codes, _with_client
 from hearthnet.errors import HearthNetError
+from hearthnet.provision import corpora
 from hearthnet.transport.client import TransportClient
 
 console = make_console()
@@ -46,6 +47,37 @@ def _files(path: Path) -> list[Path]:
     raise HearthNetError("not_found", f"{path}: no such file or directory")
 
 
+def _ingest(docs: list[tuple[Path, str]], corpus: str, language: str, quiet: bool, node: str | None) -> list[dict[str, Any]]:
+    """Ingest (file, title) pairs into this node's corpus, one progress bar each; all sizes are checked first."""
+    limit = home().config.transport.max_body_bytes * 3 // 4  # base64 grows by a third
+    for f, _ in docs:
+        if f.stat().st_size > limit:
+            raise HearthNetError("payload_too_large", f"{f} is {f.stat().st_size} bytes; this node takes documents up to {limit}", limit=limit)
+
+    async def go(c: TransportClient, u: str) -> list[dict[str, Any]]:
+        results = []
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=make_console(), disable=quiet,
+                      transient=False) as bar:
+            for f, title in docs:
+                task = bar.add_task(f.name[:40], total=None)
+                body = {"corpus": corpus, "data_b64": base64.b64encode(f.read_bytes()).decode(), "filename": f.name, "title": title,
+                        "language": language}
+                # Into this node's corpus (route=False); its bus routes the embedding to whoever has the model.
+                async for frame in c.stream_remote(u, "rag.ingest", "1.0", body, timeout=1800, trace_id="", session_id=None, route=False):
+                    data = frame["data"]
+                    if frame["event"] == "progress":
+                        bar.update(task, total=data["total"], completed=data["done"])
+                    elif frame["event"] == "error":
+                        raise HearthNetError(data.get("code", "internal") if data.get("code") in _codes() else "internal", f"{f}: {data.get('message')}")
+                    elif frame["event"] == "done":
+                        bar.update(task, total=max(data["chunks_indexed"], 1), completed=max(data["chunks_indexed"], 1),
+                                   description=f"{f.name[:40]} {'added' if data['added'] else 'already there'}")
+                        results.append({"file": str(f), **data})
+        return results
+
+    return _with_client(home(), node, go)
+
+
 @command("ingest", group=rag_app)
 def ingest_cmd(
     path: Annotated[Path, typer.Argument(help="A PDF, Markdown or text file, or a directory of them.")],
@@ -61,33 +93,7 @@ def ingest_cmd(
         raise HearthNetError("not_found", f"{path}: no .pdf, .md or .txt files")
     if title and len(files) > 1:
         raise HearthNetError("bad_request", "--title names one document; give a file, not a directory")
-    limit = home().config.transport.max_body_bytes * 3 // 4  # base64 grows by a third
-    for f in files:
-        if f.stat().st_size > limit:
-            raise HearthNetError("payload_too_large", f"{f} is {f.stat().st_size} bytes; this node takes documents up to {limit}", limit=limit)
-
-    async def go(c: TransportClient, u: str) -> list[dict[str, Any]]:
-        results = []
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=make_console(), disable=json_out,
-                      transient=False) as bar:
-            for f in files:
-                task = bar.add_task(f.name[:40], total=None)
-                body = {"corpus": corpus, "data_b64": base64.b64encode(f.read_bytes()).decode(), "filename": f.name, "title": title or f.stem,
-                        "language": language}
-                # Into this node's corpus (route=False); its bus routes the embedding to whoever has the model.
-                async for frame in c.stream_remote(u, "rag.ingest", "1.0", body, timeout=1800, trace_id="", session_id=None, route=False):
-                    data = frame["data"]
-                    if frame["event"] == "progress":
-                        bar.update(task, total=data["total"], completed=data["done"])
-                    elif frame["event"] == "error":
-                        raise HearthNetError(data.get("code", "internal") if data.get("code") in _codes() else "internal", f"{f}: {data.get('message')}")
-                    elif frame["event"] == "done":
-                        bar.update(task, total=max(data["chunks_indexed"], 1), completed=max(data["chunks_indexed"], 1),
-                                   description=f"{f.name[:40]} {'added' if data['added'] else 'already there'}")
-                        results.append({"file": str(f), **data})
-        return results
-
-    results = _with_client(home(), node, go)
+    results = _ingest([(f, title or f.stem) for f in files], corpus, language, json_out, node)
     if json_out:
         emit_json(results)
         return
@@ -124,3 +130,30 @@ def reindex_cmd(corpus: Annotated[str, typer.Argument(help="Corpus name.")], jso
         emit_json(out)
         return
     console.print(f"{out['corpus']}: {out['documents']} documents, {out['chunks']} chunks with {out['model']}")
+
+
+@command("seed", group=rag_app)
+def seed_cmd(
+    plan: Annotated[Path, typer.Option("--plan", help="corpora.json from render-profile.")],
+    root: Annotated[Path | None, typer.Option("--root", help="Where relative source paths start (default: the plan's directory; "
+                                                           "for a site's presets, the site file's directory).")] = None,
+    json_out: JsonOpt = False,
+    node: NodeOpt = None,
+) -> None:
+    """Ingest every document the plan lists into its corpus. Idempotent: documents already in a corpus are skipped."""
+    p = corpora.load_plan(plan)
+    todo = corpora.collect(p, root if root is not None else plan.resolve().parent)
+    report = []
+    for sc in todo:
+        done = _ingest([(f, f.stem) for f in sc.files], sc.corpus, sc.language, json_out, node) if sc.files else []
+        report.append({"corpus": sc.corpus, "added": sum(1 for r in done if r["added"]), "already": sum(1 for r in done if not r["added"]),
+                       "chunks": sum(r["chunks_indexed"] for r in done if r["added"]),
+                       "skipped": [{"file": str(f), "reason": why} for f, why in sc.skipped]})
+    if json_out:
+        emit_json(report)
+        return
+    for r in report:
+        console.print(f"{r['corpus']}: {r['added']} added ({r['chunks']} chunks), {r['already']} already there"
+                      + (f", {len(r['skipped'])} skipped" if r["skipped"] else ""))
+        for s in r["skipped"]:
+            console.print(f"  skipped {s['file']}: {s['reason']}")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from hearthnet.errors import HearthNetError
-from hearthnet.provision import models
+from hearthnet.provision import corpora, models
 from hearthnet.provision.hardware import HardwareFacts, render_facts
 from hearthnet.provision.profiles import LlmChoice, Profile, load_profile
 from hearthnet.provision.site import Site
@@ -123,11 +123,11 @@ def effective(profile: str | Profile, facts: HardwareFacts, *, site: Site | None
     eff.set("llm.internet", [c.model_dump(exclude_none=True) for c in prof.llm.internet], f"{pname} llm.internet")
     eff.set("emergency.probes", list(prof.emergency.probes), f"{pname} emergency.probes")
 
-    # 6. corpora are site presets
-    if site is not None:
-        for c in prof.corpora:
-            if c not in site.corpora:
-                raise _conflict(f"corpus preset {c!r} is not defined", f"{pname} corpora", f"site corpora ({', '.join(site.corpora) or 'none'})")
+    # 6. corpora are presets: built in, or defined (or replaced) by the site
+    for c in prof.corpora:
+        if corpora.preset(c, site.corpora if site else None) is None:
+            raise _conflict(f"corpus preset {c!r} is not defined", f"{pname} corpora",
+                            f"site corpora ({', '.join(site.corpora) if site and site.corpora else 'none'}) and the built-in presets")
     eff.set("corpora", list(prof.corpora), f"{pname} corpora")
     eff.set("models.pinned", sorted(pinned), "; ".join(pinned[k] for k in sorted(pinned)) or "no llama_cpp backend and no embedder")
     eff.set("system_services", sorted(system), "; ".join(system.values()) or "none implied")

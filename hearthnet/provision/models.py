@@ -78,9 +78,9 @@ def package_path(package: str, rel: str) -> Path | None:
     return None
 
 
-def locate(entry: ModelEntry, mirror_dirs: list[Path] | None = None) -> Path:
-    """The local file of a model from its sources (installed package, mirror dirs).
-    Raises not_found; never downloads."""
+def locate(entry: ModelEntry, dirs: list[Path] | None = None) -> Path:
+    """The local file of a model: its installed package, else `<dir>/<file>` in the node's models
+    dir (where `hearthnet models fetch` puts files). Raises not_found; never downloads."""
     tried = []
     for src in entry.sources:
         if src["kind"] == "package":
@@ -88,12 +88,11 @@ def locate(entry: ModelEntry, mirror_dirs: list[Path] | None = None) -> Path:
             tried.append(f"package {src['package']}")
             if p is not None:
                 return p
-        elif src["kind"] == "mirror":
-            for d in mirror_dirs or []:
-                p = Path(d) / src["path"]
-                tried.append(str(p))
-                if p.is_file():
-                    return p
+    for d in dirs or []:
+        p = Path(d) / entry.file
+        tried.append(str(p))
+        if p.is_file():
+            return p
     raise HearthNetError("not_found", f"model {entry.id}: no local file (looked in {', '.join(tried) or 'no local source'})", model=entry.id)
 
 
@@ -126,9 +125,9 @@ def verify(entry: ModelEntry, path: Path) -> Path:
     return path
 
 
-def verified_path(model_id: str, index: Path | None = None) -> tuple[ModelEntry, Path]:
+def verified_path(model_id: str, index: Path | None = None, dirs: list[Path] | None = None) -> tuple[ModelEntry, Path]:
     entry = find(model_id, index)
-    return entry, verify(entry, locate(entry))
+    return entry, verify(entry, locate(entry, dirs))
 
 
 def find(model_id: str, index: Path | None = None) -> ModelEntry:
@@ -138,9 +137,54 @@ def find(model_id: str, index: Path | None = None) -> ModelEntry:
     return entries[model_id]
 
 
+def add_model(file: Path, index: Path | None = None, **fields: Any) -> tuple[dict[str, Any], bool]:
+    """Hash `file` and add its entry to the index (validated, written atomically).
+
+    fields: id, family, kind, license, quantisation, context, min_ram_gb, min_vram_gb,
+    provenance (where the file came from), url (upstream, optional), version, format, notes.
+    The hash is always computed here, never typed in. Adding the same file under the
+    same id again changes nothing (returns False); another file under a taken id is
+    already_exists.
+    """
+    from hearthnet.provision.lock import sha256_of
+    from hearthnet.storage import atomic_write_text
+
+    p = Path(index) if index else DEFAULT_INDEX
+    file = Path(file)
+    if not file.is_file():
+        raise HearthNetError("not_found", f"{file}: no such file")
+    doc = json.loads(p.read_text("utf-8"))
+    load_index(p)  # the index must be valid before we touch it
+    size, digest = file.stat().st_size, sha256_of(file)
+    fmt = fields.get("format") or ("gguf" if file.suffix.lower() == ".gguf" else "safetensors")
+    sources: list[dict[str, Any]] = [{"kind": "mirror", "path": file.name}]
+    if fields.get("url"):
+        sources.append({"kind": "upstream", "url": fields["url"]})
+    entry = {
+        "id": fields["id"], "version": fields.get("version") or "1", "family": fields["family"], "kind": fields.get("kind") or "llm",
+        "format": fmt, "file": file.name, "sha256": digest, "size": size, "license": fields["license"],
+        "quantisation": fields["quantisation"], "context": fields["context"], "min_ram_gb": fields.get("min_ram_gb", 0),
+        "min_vram_gb": fields.get("min_vram_gb", 0), "sources": sources,
+        "provenance": {"upstream": fields["provenance"], "notes": fields.get("notes") or f"added with hearthnet models add from {file.name}"},
+    }
+    for old in doc["models"]:
+        if old["id"] == entry["id"]:
+            if old["sha256"] == digest and old["size"] == size:
+                return old, False
+            raise HearthNetError("already_exists", f"model {entry['id']} is already in {p} with another file (sha256 {old['sha256'][:12]}…)")
+    new = {**doc, "models": [*doc["models"], entry]}
+    errors = list(jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text("utf-8"))).iter_errors(new))
+    if errors:
+        err = jsonschema.exceptions.best_match(errors)
+        raise HearthNetError("bad_request", f"model {entry['id']}: {'/'.join(str(x) for x in err.absolute_path)}: {err.message}")
+    atomic_write_text(p, json.dumps(new, indent=2, ensure_ascii=False) + "\n")
+    _cached_index.cache_clear()
+    return entry, True
+
+
 @lru_cache(maxsize=8)
 def _cached_index(path: str) -> dict[str, ModelEntry]:
     return load_index(Path(path) if path else None)
 
 
-__all__ = ["DEFAULT_INDEX", "ModelEntry", "find", "load_index", "locate", "package_path", "sha256_file", "verified_path", "verify"]
+__all__ = ["DEFAULT_INDEX", "add_model", "ModelEntry", "find", "load_index", "locate", "package_path", "sha256_file", "verified_path", "verify"]

@@ -28,7 +28,7 @@ import jinja2
 
 from hearthnet import __version__, config
 from hearthnet.errors import HearthNetError
-from hearthnet.provision import models
+from hearthnet.provision import corpora, models
 from hearthnet.provision.effective import Effective, effective
 from hearthnet.provision.hardware import HardwareFacts, load_facts, render_facts
 from hearthnet.provision.hardware import detect as detect_hardware
@@ -85,9 +85,7 @@ def render_files(eff: Effective, *, site: Site | None = None, inputs: dict[str, 
         e = models.find(mid, index)
         lock.append({"id": e.id, "kind": e.kind, "file": e.file, "sha256": e.sha256, "size": e.size, "sources": e.sources})
     out["models.lock.json"] = _json({"version": 1, "models": lock})
-    presets = site.corpora if site is not None else {}
-    out["corpora.json"] = _json({"version": 1, "corpora": [
-        {"corpus": c, **(presets[c].model_dump() if c in presets else {"description": "", "language": "und", "sources": []})} for c in v["corpora"]]})
+    out["corpora.json"] = _json(corpora.plan_doc(v["corpora"], site.corpora if site is not None else None))
     if anchor:
         boot: dict[str, Any] = {"version": 1, "action": "create_community", "name": site.community.name if site else "HearthNet",
                                 "policy": site.community.policy.model_dump() if site else None}

@@ -133,6 +133,19 @@ class ServiceClient:
                     except ValueError:
                         raise CallError("partition", f"{url} sent a stream frame that is not JSON") from None
 
+    async def stream_bytes(self, path: str, *, timeout: float | None = None) -> AsyncIterator[bytes]:
+        """The body of a GET, as it arrives (file downloads from mirrors). 404 is not_found."""
+        url = self.base_url + path
+        t = timeout or self.timeout
+        with _translate(url):
+            async with self._client.stream("GET", path, timeout=httpx.Timeout(t, connect=min(t, 5.0))) as resp:
+                if resp.status_code == 404:
+                    raise CallError("not_found", f"{url}: not found")
+                if resp.status_code >= 400:
+                    raise _upstream_error(resp.status_code, await resp.aread(), url)
+                async for block in resp.aiter_bytes(1 << 20):
+                    yield block
+
     async def close(self) -> None:
         await self._client.aclose()
 

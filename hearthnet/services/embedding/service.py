@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import time
+from pathlib import Path
 from typing import Any
 
 from hearthnet import constants as C
@@ -70,7 +71,7 @@ class EmbeddingService:
         self.embedder.close()
 
 
-def embedder_from_index(cfg: EmbeddingConfig) -> SentenceTransformerEmbedder | None:
+def embedder_from_index(cfg: EmbeddingConfig, model_dirs: list[Path] | None = None) -> SentenceTransformerEmbedder | None:
     """The configured model from the model index, or None when the `embed` extra or its files are missing."""
     from hearthnet.provision import models
 
@@ -80,7 +81,7 @@ def embedder_from_index(cfg: EmbeddingConfig) -> SentenceTransformerEmbedder | N
     if entry.kind != "embedding":
         raise HearthNetError("config_invalid", f"embedding.model: {cfg.model} is a {entry.kind} model, not an embedding model")
     try:
-        path = models.locate(entry)
+        path = models.locate(entry, model_dirs)
     except HearthNetError:
         return None
     dims = int(entry.raw.get("dimensions", 0))

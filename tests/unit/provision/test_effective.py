@@ -63,11 +63,13 @@ def test_conflicts_name_both_sources():
         effective("hearth", box("minipc-16gb"), site=s, host="kitchen")
     assert "embedding model, not llm" in e.value.message
 
-    s.corpora.pop("workspace")
+    hearth = profiles.load_profile("hearth").model_copy(deep=True)
+    hearth.corpora.append("recipes")
     s.hosts["kitchen"].llm = None
     with pytest.raises(HearthNetError) as e:
-        effective("hearth", box("minipc-16gb"), site=s, host="kitchen")
-    assert "'workspace'" in e.value.message and e.value.details["sources"] == ["profile hearth corpora", "site corpora (hearthnet_docs, village_handbook)"]
+        effective(hearth, box("minipc-16gb"), site=s, host="kitchen")
+    assert "'recipes'" in e.value.message and e.value.details["sources"] == [
+        "profile hearth corpora", "site corpora (village_handbook) and the built-in presets"]
 
     bridge = profiles.load_profile("bridge").model_copy(deep=True)
     bridge.emergency.probes = []

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from hearthnet.errors import HearthNetError
-from hearthnet.provision import profiles, site
+from hearthnet.provision import corpora, profiles, site
 
 EXAMPLE = profiles.PROFILES_DIR / "examples" / "site.yaml"
 SCHEMA = profiles.PROFILES_DIR / "schemas" / "site.schema.json"
@@ -23,9 +23,9 @@ def test_the_example_site():
     assert s.community.name == "Milldorf" and s.community.policy.min_signatures_to_promote == 2
     assert {h.profile for h in s.hosts.values()} == set(profiles.NAMES)
     assert s.hosts["teachers-laptop"].mode == "dev" and s.hosts["kitchen"].mode == "prod"
-    # Every corpus a profile names is a preset of the site, and every recorded hardware file exists.
+    # Every corpus a profile names is a preset (the site's or a built-in one), and every recorded hardware file exists.
     for h in s.hosts.values():
-        assert set(profiles.load_profile(h.profile).corpora) <= set(s.corpora)
+        assert set(profiles.load_profile(h.profile).corpora) <= set(s.corpora) | set(corpora.BUILTIN)
         if h.hardware:
             assert (EXAMPLE.parent / h.hardware).is_file()
 

@@ -1,0 +1,169 @@
+"""Model files: list the index, add a file to it, verify and fetch a box's pinned files, build offline bundles."""
+# No `from __future__ import annotations` here: typer reads the real annotation objects.
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+from hearthnet.cli.app import JsonOpt, app, command, emit_json, home, make_console, table
+from hearthnet.errors import HearthNetError
+from hearthnet.provision import bundle, lock, models
+
+console = make_console()
+models_app = typer.Typer(help="Model files: the index, pinned files on this box, offline bundles.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+LockOpt = Annotated[Path | None, typer.Option("--lock", help="models.lock.json (default: the one beside the config file, as render-profile writes it).")]
+IndexOpt = Annotated[Path | None, typer.Option("--index", help="Model index (default: profiles/models/index.json).")]
+
+
+def _models_dir() -> Path:
+    cfg = home().config
+    return cfg.path(cfg.models.dir)
+
+
+def _lock_path(given: Path | None) -> Path:
+    if given is not None:
+        return given
+    p = home().config_path.parent / "models.lock.json"
+    if not p.is_file():
+        raise HearthNetError("not_found", f"no --lock given and no {p} (render-profile writes it beside hearthnet.toml)")
+    return p
+
+
+def _bar(quiet: bool) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=make_console(), disable=quiet)
+
+
+@command("list", group=models_app)
+def list_cmd(index: IndexOpt = None, json_out: JsonOpt = False) -> None:
+    """Every model of the index, and whether this box has its file."""
+    d = _models_dir()
+    rows = []
+    for e in models.load_index(index).values():
+        try:
+            where = str(models.locate(e, [d]))
+        except HearthNetError:
+            where = None
+        rows.append({"id": e.id, "kind": e.kind, "file": e.file, "size": e.size, "license": e.license, "quantisation": e.quantisation,
+                     "context": e.context, "sha256": e.sha256, "local": where})
+    if json_out:
+        emit_json(rows)
+        return
+    t = table("id", "kind", "quant", "ctx", "size", "license", "on this box")
+    for r in rows:
+        t.add_row(r["id"], r["kind"], r["quantisation"], str(r["context"]), f"{r['size'] / 1e6:.0f} MB", r["license"], r["local"] or "no")
+    console.print(t)
+
+
+@command("add", group=models_app)
+def add_cmd(
+    file: Annotated[Path, typer.Argument(help="The model file (GGUF or safetensors).")],
+    model_id: Annotated[str, typer.Option("--id", help="Index id, e.g. qwen2.5-7b-instruct-q4_k_m.")],
+    family: Annotated[str, typer.Option("--family", help="Model family, e.g. qwen2.5.")],
+    license_: Annotated[str, typer.Option("--license", help="SPDX licence identifier.")],
+    quantisation: Annotated[str, typer.Option("--quantisation", help="e.g. Q4_K_M.")],
+    context: Annotated[int, typer.Option("--context", min=1, help="Context length in tokens.")],
+    provenance: Annotated[str, typer.Option("--provenance", help="Where the file came from (upstream repository or vendor).")],
+    kind: Annotated[str, typer.Option("--kind", help="llm or embedding.")] = "llm",
+    min_ram_gb: Annotated[float, typer.Option("--min-ram-gb", min=0)] = 0,
+    min_vram_gb: Annotated[float, typer.Option("--min-vram-gb", min=0)] = 0,
+    url: Annotated[str | None, typer.Option("--url", help="https URL it can be fetched from upstream.")] = None,
+    index: IndexOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Hash a file and add it to the model index (the hash is computed, never typed). Mirrors serve it by its file name."""
+    entry, added = models.add_model(file, index, id=model_id, family=family, kind=kind, license=license_, quantisation=quantisation,
+                                    context=context, min_ram_gb=min_ram_gb, min_vram_gb=min_vram_gb, provenance=provenance, url=url)
+    if json_out:
+        emit_json({"added": added, "entry": entry})
+        return
+    console.print(f"{'added' if added else 'already in the index:'} {entry['id']}  sha256 {entry['sha256']}  {entry['size']} bytes")
+
+
+@command("verify", group=models_app)
+def verify_cmd(lock_file: LockOpt = None, json_out: JsonOpt = False) -> None:
+    """Rehash every pinned file against the lock; missing, mismatched and extra files are reported separately."""
+    lk = lock.load_lock(_lock_path(lock_file))
+    with _bar(json_out) as bar:
+        task = bar.add_task("verifying", total=sum(m.size for m in lk.models))
+        rep = lock.verify_lock(lk, _models_dir(), progress=lambda _id, n: bar.advance(task, n))
+    if json_out:
+        emit_json(rep.as_dict())
+    else:
+        for i in rep.ok:
+            console.print(f"ok          {i}")
+        for i in rep.missing:
+            console.print(f"missing     {i}")
+        for m in rep.mismatched:
+            console.print(f"mismatched  {m['id']}: {m['path']}: {m['reason']}")
+        for p in rep.extra:
+            console.print(f"extra       {p}")
+    if rep.mismatched:
+        raise HearthNetError("db_corrupt", f"{len(rep.mismatched)} pinned file(s) do not match the lock")
+    if rep.missing:
+        raise HearthNetError("not_found", f"{len(rep.missing)} pinned file(s) missing: {', '.join(rep.missing)} (hearthnet models fetch)")
+    if rep.extra:
+        raise HearthNetError("conflict", f"{len(rep.extra)} file(s) in the models dir are not in the lock")
+
+
+@command("fetch", group=models_app)
+def fetch_cmd(
+    lock_file: LockOpt = None,
+    mirror: Annotated[list[str] | None, typer.Option("--mirror", help="A directory or http(s) URL holding model files by name; repeat to try several in order.")] = None,
+    from_bundle: Annotated[Path | None, typer.Option("--bundle", help="An offline bundle (verified first; its models/ is tried before any mirror).")] = None,
+    upstream: Annotated[bool, typer.Option("--upstream", help="Also try the upstream URLs of the index (the internet); off unless asked.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Bring the pinned files this box lacks into its models dir: bundle, mirrors, then upstream; each verified before it is moved into place."""
+    lk = lock.load_lock(_lock_path(lock_file))
+    mirrors = list(mirror or [])
+    if from_bundle is not None:
+        bundle.verify_bundle(from_bundle)
+        mirrors.insert(0, str(from_bundle.resolve() / "models"))
+    with _bar(json_out) as bar:
+        tasks = {m.id: bar.add_task(m.id, total=m.size) for m in lk.models}
+        res = lock.fetch_sync(lk, _models_dir(), mirrors, upstream=upstream, progress=lambda i, n: bar.advance(tasks[i], n))
+    if json_out:
+        emit_json(res.as_dict())
+    else:
+        for i in res.present:
+            console.print(f"present  {i}")
+        for i, src in res.fetched.items():
+            console.print(f"fetched  {i} from {src}")
+        for i, why in res.failed.items():
+            console.print(f"failed   {i}: " + "; ".join(why))
+    if res.failed:
+        raise HearthNetError("not_found", f"no source had a verified copy of {', '.join(res.failed)}")
+
+
+@command("bundle", group=models_app)
+def bundle_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Bundle directory (replaced only when the new bundle is whole).")],
+    lock_files: Annotated[list[Path] | None, typer.Option("--lock", help="models.lock.json of a box; repeat for several boxes.")] = None,
+    plans: Annotated[list[Path] | None, typer.Option("--corpora", help="corpora.json of a box; its documents are copied in.")] = None,
+    plan_root: Annotated[Path | None, typer.Option("--root", help="Where the plans' relative source paths start (default: each plan's directory).")] = None,
+    wheel: Annotated[list[str] | None, typer.Option("--wheel", help="What to build wheels for (pip requirement or path); default: this project with its llm and embed extras.")] = None,
+    no_wheels: Annotated[bool, typer.Option("--no-wheels", help="Models and corpora only.")] = False,
+    no_deps: Annotated[bool, typer.Option("--no-deps", help="Wheels for the named requirements only, not their dependencies.")] = False,
+    verify_only: Annotated[bool, typer.Option("--verify", help="Only check an existing bundle at --out against its SHA256SUMS.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write an offline bundle: wheels (never an sdist), model files, corpora, locks, and a SHA256SUMS manifest verified before use."""
+    if verify_only:
+        n = bundle.verify_bundle(out)
+        emit_json({"path": str(out), "files": n, "ok": True}) if json_out else console.print(f"{out}: {n} files match SHA256SUMS")
+        return
+    if not lock_files:
+        lock_files = [_lock_path(None)]
+    specs = [] if no_wheels else (wheel or [f"{models.REPO_ROOT}[llm,embed]"])
+    with Progress(TextColumn("{task.description}"), console=make_console(), disable=json_out, transient=True) as bar:
+        task = bar.add_task("bundling")
+        info = bundle.write_bundle(out, locks=lock_files, plans=list(plans or []), plan_root=plan_root, wheels=specs, no_deps=no_deps,
+                                   models_dir=_models_dir(), step=lambda s: bar.update(task, description=f"bundling: {s}"))
+    if json_out:
+        emit_json(info)
+        return
+    console.print(f"{info['path']}: {len(info['models'])} models, {len(info['corpora'])} corpora, {len(info['wheels'])} wheels; SHA256SUMS written")

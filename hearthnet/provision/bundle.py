@@ -1,0 +1,140 @@
+"""Offline bundles: everything a box with no internet needs to be provisioned.
+
+    DIR/models/<file>        every pinned model file of the given locks (verified copies)
+    DIR/models.lock.json     the union of those locks
+    DIR/corpora/<corpus>/…   the documents of the given corpus plans
+    DIR/corpora.json         the plans, with sources rewritten to point into the bundle
+    DIR/wheels/*.whl         wheels for this platform (pip wheel; never an sdist: whatever
+                             builds from source — llama-cpp-python — is built once here and
+                             comes from pip's cache)
+    DIR/SHA256SUMS           sha256 of every other file, `sha256sum -c` compatible
+
+A bundle is built in a temporary sibling directory and renamed into place, and is
+verified (every listed file present and matching, nothing unlisted) before anything
+uses it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hearthnet.errors import HearthNetError
+from hearthnet.provision import corpora
+from hearthnet.provision.lock import Lock, copy_verified, load_lock, local_path, sha256_of
+
+SUMS = "SHA256SUMS"
+
+
+def _merged_lock(paths: list[Path]) -> Lock:
+    by_id: dict[str, Any] = {}
+    for p in paths:
+        for m in load_lock(p).models:
+            if m.id in by_id and by_id[m.id].sha256 != m.sha256:
+                raise HearthNetError("conflict", f"model {m.id} is pinned to two different files ({p} and an earlier lock)")
+            by_id[m.id] = m
+    return Lock(version=1, models=[by_id[k] for k in sorted(by_id)])
+
+
+def _wheels(dest: Path, specs: list[str], no_deps: bool) -> None:
+    cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(dest), "--no-build-isolation", *(["--no-deps"] if no_deps else []), *specs]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        last = (p.stderr.strip().splitlines() or ["pip failed"])[-1]
+        raise HearthNetError("internal", f"pip wheel {' '.join(specs)}: {last}")
+    stray = [f.name for f in dest.iterdir() if not f.name.endswith(".whl")]
+    if stray:
+        raise HearthNetError("internal", f"pip left non-wheel files in the bundle: {', '.join(stray)}")
+
+
+def _sums(root: Path) -> str:
+    lines = []
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.name != SUMS:
+            lines.append(f"{sha256_of(p)}  {p.relative_to(root).as_posix()}")
+    return "\n".join(lines) + "\n"
+
+
+def write_bundle(out: Path, *, locks: list[Path], plans: list[Path], plan_root: Path | None = None, wheels: list[str] | None = None,
+                 no_deps: bool = False, models_dir: Path, step: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+    """Build the bundle at `out` (replacing an earlier one only when the new one is whole)."""
+    out = Path(out)
+    lock = _merged_lock(locks)
+    sources = []
+    for m in lock.models:
+        p = local_path(m, models_dir)
+        if p is None:
+            raise HearthNetError("not_found", f"model {m.id}: not on this machine (run hearthnet models fetch first)")
+        sources.append((m, p))
+    plan_docs = []
+    for plan_path in plans:
+        plan = corpora.load_plan(plan_path)
+        plan_docs.append((plan, corpora.collect(plan, plan_root or plan_path.resolve().parent)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for m, p in sources:
+            step(f"model {m.id}")
+            copy_verified(m, p, tmp / "models")
+        (tmp / "models.lock.json").write_text(json.dumps(lock.model_dump(), indent=2, sort_keys=True) + "\n")
+        seen: dict[str, dict[str, Any]] = {}
+        for plan, collected in plan_docs:
+            for c, sc in zip(plan.corpora, collected, strict=True):
+                step(f"corpus {c.corpus}")
+                d = tmp / "corpora" / c.corpus
+                d.mkdir(parents=True, exist_ok=True)
+                for i, f in enumerate(sc.files):
+                    shutil.copyfile(f, d / f"{i:04d}-{f.name}")
+                seen[c.corpus] = {**c.model_dump(), "sources": [{"path": f"corpora/{c.corpus}", "extensions": sorted({f.suffix.lower() for f in sc.files}) or [".md"],
+                                                                  "max_bytes": max([s.max_bytes for s in c.sources] or [1])}] if sc.files else []}
+        (tmp / "corpora.json").write_text(json.dumps({"version": 1, "corpora": [seen[k] for k in sorted(seen)]}, indent=2, sort_keys=True) + "\n")
+        if wheels:
+            step("wheels")
+            (tmp / "wheels").mkdir()
+            _wheels(tmp / "wheels", wheels, no_deps)
+        step("checksums")
+        (tmp / SUMS).write_text(_sums(tmp))
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if out.exists():
+            out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise HearthNetError("storage_error", f"cannot write the bundle {out}: {exc.strerror or exc}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {"path": str(out), "models": [m.id for m in lock.models], "corpora": sorted(seen),
+            "wheels": sorted(f.name for f in (out / "wheels").iterdir()) if (out / "wheels").is_dir() else []}
+
+
+def verify_bundle(root: Path) -> int:
+    """Every file SHA256SUMS lists is there and matches, and there is nothing it does not list.
+    Returns the number of files; raises db_corrupt (or not_found) otherwise."""
+    root = Path(root)
+    sums = root / SUMS
+    if not sums.is_file():
+        raise HearthNetError("not_found", f"{root}: not a bundle (no {SUMS})")
+    listed: dict[str, str] = {}
+    for n, line in enumerate(sums.read_text("utf-8").splitlines(), 1):
+        digest, sep, rel = line.partition("  ")
+        if not sep or len(digest) != 64 or rel.startswith("/") or ".." in Path(rel).parts:
+            raise HearthNetError("db_corrupt", f"{sums}:{n}: not a checksum line")
+        listed[rel] = digest
+    bad = [rel for rel, d in listed.items() if not (root / rel).is_file() or sha256_of(root / rel) != d]
+    extra = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.name != SUMS and p.relative_to(root).as_posix() not in listed]
+    if bad or extra:
+        raise HearthNetError("db_corrupt", f"bundle {root} fails its checksums: " + "; ".join(
+            ([f"missing or changed: {', '.join(sorted(bad))}"] if bad else []) + ([f"not listed: {', '.join(sorted(extra))}"] if extra else [])))
+    return len(listed)
+
+
+__all__ = ["SUMS", "verify_bundle", "write_bundle"]

@@ -1,0 +1,239 @@
+"""models.lock.json on a box: verify what is there, fetch what is not.
+
+A lock entry pins one file (id, file, sha256, size, sources). A box keeps fetched files
+in its models dir (`[models] dir`, DATA_DIR/models) by file name; packaged models stay in
+their Python package. Verification rehashes every pinned file and reports missing,
+mismatched and extra files separately. Fetch tries the sources in a fixed order —
+mirrors (directories or http(s) URLs), then upstream URLs only when the caller allows the
+internet — streams into a temporary file beside the target while hashing, and moves the
+file into place only when size and sha256 match: a box never holds a half-fetched or
+wrong model under its real name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hearthnet.errors import HearthNetError
+from hearthnet.provision.models import package_path
+from hearthnet.storage import fsync_dir
+
+PARTIAL = ".partial-"
+Progress = Callable[[str, int], None]  # (model id, bytes just done)
+
+
+class LockedModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    kind: str
+    file: str = Field(pattern=r"^[^/\\]+$")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=1)
+    sources: list[dict[str, Any]] = Field(min_length=1)
+
+
+class Lock(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int = Field(1, ge=1, le=1)
+    models: list[LockedModel]
+
+
+def load_lock(path: Path) -> Lock:
+    try:
+        doc = json.loads(Path(path).read_text("utf-8"))
+    except FileNotFoundError:
+        raise HearthNetError("not_found", f"{path}: no such lock file") from None
+    except (OSError, ValueError) as exc:
+        raise HearthNetError("config_invalid", f"{path}: not a JSON lock file ({exc})") from None
+    try:
+        return Lock.model_validate(doc)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        raise HearthNetError("config_invalid", f"{path}: at {'.'.join(str(x) for x in e['loc'])}: {e['msg']}") from None
+
+
+def local_path(m: LockedModel, models_dir: Path) -> Path | None:
+    """Where the box has this file: its package, else the models dir; None when it has neither."""
+    for src in m.sources:
+        if src.get("kind") == "package":
+            p = package_path(src["package"], src["path"])
+            if p is not None:
+                return p
+    p = models_dir / m.file
+    return p if p.is_file() else None
+
+
+def sha256_of(path: Path, progress: Callable[[int], None] | None = None, block: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as fh:
+        buf = bytearray(block)
+        view = memoryview(buf)
+        while n := fh.readinto(buf):
+            h.update(view[:n])  # hashlib drops the GIL for large buffers: files hash in parallel
+            if progress:
+                progress(n)
+    return h.hexdigest()
+
+
+@dataclass
+class Report:
+    ok: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    mismatched: list[dict[str, Any]] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    bytes_hashed: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return not (self.missing or self.mismatched or self.extra)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "missing": self.missing, "mismatched": self.mismatched, "extra": self.extra, "bytes_hashed": self.bytes_hashed}
+
+
+def verify_lock(lock: Lock, models_dir: Path, progress: Progress | None = None, workers: int | None = None) -> Report:
+    """Rehash every pinned file (several at once) against the lock."""
+    rep = Report()
+    todo: list[tuple[LockedModel, Path]] = []
+    for m in lock.models:
+        p = local_path(m, models_dir)
+        if p is None:
+            rep.missing.append(m.id)
+        elif p.stat().st_size != m.size:
+            rep.mismatched.append({"id": m.id, "path": str(p), "reason": f"{p.stat().st_size} bytes, the lock pins {m.size}"})
+        else:
+            todo.append((m, p))
+
+    def one(item: tuple[LockedModel, Path]) -> tuple[LockedModel, Path, str]:
+        m, p = item
+        return m, p, sha256_of(p, (lambda n: progress(m.id, n)) if progress else None)
+
+    with ThreadPoolExecutor(max_workers=workers or min(len(todo), os.cpu_count() or 1) or 1) as pool:
+        for m, p, digest in pool.map(one, todo):
+            rep.bytes_hashed += m.size
+            if digest == m.sha256:
+                rep.ok.append(m.id)
+            else:
+                rep.mismatched.append({"id": m.id, "path": str(p), "reason": "sha256 differs from the lock"})
+    pinned = {m.file for m in lock.models}
+    if models_dir.is_dir():
+        rep.extra = sorted(str(p) for p in models_dir.iterdir() if p.is_file() and p.name not in pinned and not p.name.startswith(PARTIAL))
+    return rep
+
+
+@dataclass
+class FetchResult:
+    fetched: dict[str, str] = field(default_factory=dict)  # id -> source it came from
+    present: list[str] = field(default_factory=list)
+    failed: dict[str, list[str]] = field(default_factory=dict)  # id -> what each source said
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"fetched": self.fetched, "present": self.present, "failed": self.failed}
+
+
+def _candidates(m: LockedModel, mirrors: list[str], upstream: bool) -> list[str]:
+    """Sources in order: each mirror (the file by its mirror path or name), then upstream URLs if allowed."""
+    names = [s["path"] for s in m.sources if s.get("kind") == "mirror"] or [m.file]
+    out = [f"{mirror.rstrip('/')}/{name}" for mirror in mirrors for name in dict.fromkeys(names)]
+    if upstream:
+        out += [s["url"] for s in m.sources if s.get("kind") == "upstream"]
+    return out
+
+
+async def _copy_into(src: str, tmp: Path, m: LockedModel, progress: Progress | None) -> None:
+    """Stream one source into tmp while hashing; raise on a short, long or wrong file."""
+    from hearthnet.transport.client import ServiceClient  # the one HTTP client
+
+    h, size = hashlib.sha256(), 0
+
+    def take(block: bytes, fh: Any) -> None:
+        nonlocal size
+        size += len(block)
+        if size > m.size:
+            raise HearthNetError("db_corrupt", f"{src} is longer than the {m.size} bytes the lock pins")
+        h.update(block)
+        fh.write(block)
+        if progress:
+            progress(m.id, len(block))
+
+    with open(tmp, "wb") as fh:
+        if src.startswith(("http://", "https://")):
+            base, _, name = src.rpartition("/")
+            client = ServiceClient(base, timeout=60)
+            try:
+                async for block in client.stream_bytes("/" + name):
+                    take(block, fh)
+            finally:
+                await client.close()
+        else:
+            p = Path(src)
+            if not p.is_file():
+                raise HearthNetError("not_found", f"{src}: no such file")
+            with open(p, "rb") as inp:
+                while block := inp.read(1 << 20):
+                    take(block, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    if size != m.size or h.hexdigest() != m.sha256:
+        raise HearthNetError("db_corrupt", f"{src}: {size} bytes, sha256 {h.hexdigest()[:12]}… does not match the lock")
+
+
+async def fetch(lock: Lock, models_dir: Path, mirrors: list[str], *, upstream: bool = False, progress: Progress | None = None) -> FetchResult:
+    """Bring every pinned file the box lacks (or has wrong) into models_dir; verified before it is moved into place."""
+    res = FetchResult()
+    for m in lock.models:
+        have = local_path(m, models_dir)
+        if have is not None and have.stat().st_size == m.size and sha256_of(have) == m.sha256:
+            res.present.append(m.id)
+            continue
+        models_dir.mkdir(parents=True, exist_ok=True)
+        tmp = models_dir / f"{PARTIAL}{m.file}"
+        tried = []
+        for src in _candidates(m, mirrors, upstream):
+            try:
+                await _copy_into(src, tmp, m, progress)
+            except HearthNetError as exc:
+                tmp.unlink(missing_ok=True)  # a bad or short source leaves nothing behind
+                tried.append(f"{src}: [{exc.code}] {exc.message}")
+                continue
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            os.replace(tmp, models_dir / m.file)
+            fsync_dir(models_dir)
+            res.fetched[m.id] = src
+            break
+        else:
+            tmp.unlink(missing_ok=True)
+            res.failed[m.id] = tried or ["no source to try (no mirror given" + ("" if upstream else ", upstream not allowed") + ")"]
+    return res
+
+
+def fetch_sync(lock: Lock, models_dir: Path, mirrors: list[str], *, upstream: bool = False, progress: Progress | None = None) -> FetchResult:
+    return asyncio.run(fetch(lock, models_dir, mirrors, upstream=upstream, progress=progress))
+
+
+def copy_verified(m: LockedModel, src: Path, dest_dir: Path) -> Path:
+    """Copy one pinned file into dest_dir (bundles), verifying the copy, atomically."""
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    tmp = dest_dir / f"{PARTIAL}{m.file}"
+    shutil.copyfile(src, tmp)
+    if tmp.stat().st_size != m.size or sha256_of(tmp) != m.sha256:
+        tmp.unlink()
+        raise HearthNetError("db_corrupt", f"model {m.id}: {src} does not match the lock; not bundled")
+    os.replace(tmp, dest_dir / m.file)
+    return dest_dir / m.file
+
+
+__all__ = ["FetchResult", "Lock", "LockedModel", "Report", "copy_verified", "fetch", "fetch_sync", "load_lock", "local_path", "sha256_of", "verify_lock"]
