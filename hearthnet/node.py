@@ -29,6 +29,8 @@ import uvicorn
 from hearthnet import __version__, clock
 from hearthnet.bus import CapabilityBus
 from hearthnet.errors import HearthNetError
+from hearthnet.emergency.detector import Detector
+from hearthnet.emergency.state import StateBus
 from hearthnet.events import sync
 from hearthnet.events.replay import ActivityView, ReplayEngine
 from hearthnet.home import Home
@@ -151,6 +153,9 @@ class Node:
         self.client = TransportClient(self.kp, self.community_id, self.pins, timeout=t.rpc_timeout_seconds)
         self.bus.remote = self.client
         self.peers = PeerRegistry(self.node_id)
+        self.emergency = StateBus()
+        self.detector = Detector(cfg.emergency, self.emergency, on_change=self._mode_changed)  # bad targets fail at start
+        self._withdrawn: list[Any] = []
         self.pubsub = PubSub()
         self.flows: dict[str, FlowControl] = {}
         self.host = host or t.host
@@ -174,6 +179,23 @@ class Node:
             self.peers.seen(url, "static")
         for url in self._saved_peers():
             self.peers.seen(url, "join")
+
+    def _mode_changed(self, old: str, new: str) -> None:
+        """Offline: withdraw what needs the internet and prune silent peers sooner; back: restore both."""
+        for state in ("online", "degraded", "offline"):
+            self.metrics.emergency_mode.labels(state=state).set(1 if state == new else 0)
+        if new == "offline":
+            for e in [e for e in self.bus.registry.all_local() if (e.spec.get("params") or {}).get("requires_internet")]:
+                if self.bus.registry.deregister_local(e.name, e.version):
+                    self._withdrawn.append(e)
+            self.peers.set_pruning_aggressive(True)
+        elif old == "offline":
+            for e in self._withdrawn:
+                with contextlib.suppress(HearthNetError):
+                    self.bus.register(e.descriptor, e.handler, e.params_ok)
+            self._withdrawn.clear()
+            self.peers.set_pruning_aggressive(False)
+        self.logger.warning("emergency mode %s -> %s", old, new, extra={"from": old, "to": new})
 
     def _registry_changed(self, ev: Any) -> None:
         if ev.entry.is_local:
@@ -262,6 +284,8 @@ class Node:
             "level": st.level_of(self.node_id),
             "log": {"head": self.log.head(), **self.log.status_counts()},
             "peers": [p.as_dict() for p in self.peers.all()],
+            "emergency": {"mode": (em := self.emergency.current()).mode, "since": em.since, "last_probe": em.last_probe,
+                          "probe_results": em.probe_results},
             "capabilities_local": sorted(f"{e.name}@{e.version[0]}.{e.version[1]}" for e in self.bus.registry.all_local()),
         }
 
@@ -439,11 +463,13 @@ class Node:
         loops = [
             asyncio.create_task(self._every(self.config.discovery.manifest_refresh_seconds, self.refresh_peers)),
             asyncio.create_task(self._every(self.config.events.sync_interval_seconds, self.sync_round)),
+            asyncio.create_task(self.detector.run()),
         ]
         stop_task = asyncio.create_task(self._stop.wait())
         await asyncio.wait({server_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
         self.ready = False
         self._stop.set()
+        await self.detector.shutdown()
         self.logger.info("node stopping")
         for flow in list(self.flows.values()):
             flow.cancelled.set()

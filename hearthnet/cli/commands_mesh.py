@@ -59,6 +59,9 @@ def status_cmd(node: NodeOpt = None, json_out: JsonOpt = False) -> None:
     print(f"community  {st['community']}  level {st['level']}")
     print(f"log        head {st['log']['head']}: {st['log']['valid']} valid, {st['log']['parked']} parked")
     print(f"clock      {st['time']}" + (f"  WARNING: {st['clock_warning']}" if st.get("clock_warning") else ""))
+    em = st.get("emergency") or {}
+    probes = ", ".join(f"{k} {'ok' if v else 'no answer'}" for k, v in (em.get("probe_results") or {}).items())
+    print(f"internet   {em.get('mode', '?')} since {em.get('since', '?')}" + (f"  ({probes})" if probes else "  (no probe targets)"))
     print(f"local      {', '.join(st['capabilities_local'])}")
     t = table(*("peer", "url", "source", "verified", "age s", "capabilities"))
     for p in st["peers"]:

@@ -133,6 +133,14 @@ class ServiceClient:
                     except ValueError:
                         raise CallError("partition", f"{url} sent a stream frame that is not JSON") from None
 
+    async def status(self, path: str, *, timeout: float | None = None) -> int:
+        """The HTTP status of a GET, body discarded (reachability probes). Unreachable raises partition/timeout."""
+        url = self.base_url + path
+        t = timeout or self.timeout
+        with _translate(url):
+            async with self._client.stream("GET", path, timeout=httpx.Timeout(t)) as resp:
+                return resp.status_code
+
     async def stream_bytes(self, path: str, *, timeout: float | None = None) -> AsyncIterator[bytes]:
         """The body of a GET, as it arrives (file downloads from mirrors). 404 is not_found."""
         url = self.base_url + path

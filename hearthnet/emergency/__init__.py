@@ -1,0 +1,1 @@
+"""Emergency mode: is the internet there? Probes named in config decide online / degraded / offline."""
