@@ -158,6 +158,18 @@ class EmergencyConfig(_Section):
     probe_timeout_seconds: float = Field(C.EMERGENCY_PROBE_TIMEOUT_SECONDS, gt=0, description="Timeout of one probe.")
     debounce_seconds: float = Field(C.EMERGENCY_TRANSITION_DEBOUNCE_SECONDS, ge=0, description="A state must hold this long before the mode flips.")
 
+    @field_validator("probe_targets")
+    @classmethod
+    def _targets(cls, v: list[str]) -> list[str]:
+        from hearthnet.emergency.probes import parse_target
+
+        for t in v:
+            try:
+                parse_target(t)
+            except HearthNetError as exc:
+                raise ValueError(exc.message) from None
+        return v
+
 
 class UiConfig(_Section):
     host: str = Field("127.0.0.1", description="Address the web UI and OpenAI gateway listen on (plain HTTP: keep it on loopback unless the LAN is trusted).")

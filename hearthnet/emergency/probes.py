@@ -2,7 +2,8 @@
 
     https://host[:port]/path   HTTP(S) GET; any HTTP answer means the way there works
     dns://server[:port]/name   a DNS query for `name` sent to `server`; any answer counts
-    name                       a lookup through the system resolver
+    dns:name  or  name         a lookup of `name` through the system resolver
+                               (an IP address is not a name: looking it up proves nothing)
 
 Targets come only from config (the default list is empty): a node never probes the
 internet unless told to.
@@ -36,9 +37,20 @@ def parse_target(text: str) -> Target:
             return Target(text, "dns", u.hostname, u.port or 53, u.path.strip("/"))
     except ValueError:
         pass
-    if not u.scheme and text and all(c.isalnum() or c in ".-" for c in text):
-        return Target(text, "resolve", text, 0, "")
+    name = text[4:] if u.scheme == "dns" and not u.netloc else ("" if u.scheme else text)
+    if name and all(c.isalnum() or c in ".-" for c in name) and not _is_ip(name):
+        return Target(text, "resolve", name, 0, "")
     raise HearthNetError("config_invalid", f"emergency.probe_targets: {text!r} is not https://host/path, dns://server/name or a host name")
+
+
+def _is_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
 
 
 async def probe(t: Target, timeout: float) -> bool:

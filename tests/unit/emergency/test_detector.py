@@ -41,11 +41,13 @@ async def until(pred, seconds):
 
 def test_targets_parse_and_bad_ones_are_config_errors():
     assert parse_target("https://example.org/x").kind == "http" and parse_target("dns://10.0.0.1/example.org").port == 53
-    assert parse_target("example.org").kind == "resolve"
-    for bad in ("ftp://x/y", "dns://10.0.0.1", "not a host", ""):
+    assert parse_target("example.org").kind == "resolve" and parse_target("dns:one.one.one.one").host == "one.one.one.one"
+    for bad in ("ftp://x/y", "dns://10.0.0.1", "not a host", "", "1.1.1.1", "dns:8.8.8.8"):
         with pytest.raises(HearthNetError) as e:
             parse_target(bad)
         assert e.value.code == "config_invalid"
+    with pytest.raises(ValueError):  # the config loader refuses them too, before a node starts
+        EmergencyConfig(probe_targets=["1.1.1.1"])
     assert reading({"a": True, "b": True}) == "online" and reading({"a": True, "b": False}) == "degraded" and reading({"a": False}) == "offline"
 
 
