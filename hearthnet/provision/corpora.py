@@ -14,14 +14,14 @@ it is idempotent because ingest is (a document already in a corpus, by CID, is s
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from hearthnet.errors import HearthNetError
+from hearthnet.provision.profiles import load_yaml, validate
 from hearthnet.provision.site import CORPUS_RE, CorpusPreset, CorpusSource
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -62,18 +62,7 @@ def plan_doc(names: list[str], site_presets: dict[str, CorpusPreset] | None = No
 
 
 def load_plan(path: Path) -> Plan:
-    try:
-        doc = json.loads(Path(path).read_text("utf-8"))
-    except FileNotFoundError:
-        raise HearthNetError("not_found", f"{path}: no such plan") from None
-    except (OSError, ValueError) as exc:
-        raise HearthNetError("config_invalid", f"{path}: not a JSON plan ({exc})") from None
-    try:
-        return Plan.model_validate(doc)
-    except ValidationError as exc:
-        e = exc.errors()[0]
-        where = ".".join(str(x) for x in e["loc"])
-        raise HearthNetError("config_invalid", f"{path}: at {where}: {e['msg']}") from None
+    return validate(Plan, load_yaml(path), Path(path))  # JSON is YAML: one loader, one error style
 
 
 @dataclass

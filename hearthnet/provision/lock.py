@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import shutil
 from collections.abc import Callable
@@ -23,10 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from hearthnet.errors import HearthNetError
 from hearthnet.provision.models import package_path
+from hearthnet.provision.profiles import load_yaml, validate
 from hearthnet.storage import fsync_dir
 
 PARTIAL = ".partial-"
@@ -50,17 +50,7 @@ class Lock(BaseModel):
 
 
 def load_lock(path: Path) -> Lock:
-    try:
-        doc = json.loads(Path(path).read_text("utf-8"))
-    except FileNotFoundError:
-        raise HearthNetError("not_found", f"{path}: no such lock file") from None
-    except (OSError, ValueError) as exc:
-        raise HearthNetError("config_invalid", f"{path}: not a JSON lock file ({exc})") from None
-    try:
-        return Lock.model_validate(doc)
-    except ValidationError as exc:
-        e = exc.errors()[0]
-        raise HearthNetError("config_invalid", f"{path}: at {'.'.join(str(x) for x in e['loc'])}: {e['msg']}") from None
+    return validate(Lock, load_yaml(path), Path(path))  # JSON is YAML: one loader, one error style
 
 
 def local_path(m: LockedModel, models_dir: Path) -> Path | None:
