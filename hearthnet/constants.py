@@ -100,6 +100,7 @@ UI_DEFAULT_PORT = 7860
 # --- market / chat --------------------------------------------------------
 MARKET_DEFAULT_TTL_SECONDS = 604800
 MARKET_MAX_TTL_SECONDS = 2592000
+MARKET_SWEEP_INTERVAL_SECONDS = 60  # how often a node closes its own posts past their expiry
 
 # --- doctor -------------------------------------------------------------------
 # A clock earlier than this is certainly wrong (boxes without an RTC boot in 1970).

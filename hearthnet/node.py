@@ -27,6 +27,7 @@ from typing import Any
 import uvicorn
 
 from hearthnet import __version__, clock
+from hearthnet import constants as C
 from hearthnet.bus import CapabilityBus
 from hearthnet.errors import HearthNetError
 from hearthnet.emergency.detector import Detector
@@ -44,6 +45,8 @@ from hearthnet.blobs.store import BlobStore
 from hearthnet.provision import models
 from hearthnet.services.diag import DiagService
 from hearthnet.services.rag.service import RagService
+from hearthnet.services.marketplace.service import MarketService
+from hearthnet.services.marketplace.view import MarketView
 from hearthnet.services.embedding.service import EmbeddingService, embedder_from_index
 from hearthnet.services.llm.service import RESUMERS, LlmService, build_backends
 from hearthnet.storage import atomic_write_text
@@ -139,6 +142,12 @@ class Node:
         self.blobs = BlobStore(cfg.path(cfg.file.blobs_dir))
         if cfg.rag.enabled and "rag.query" not in cfg.bus.disabled:
             self._add_service(self._rag_service())
+        self.market_view = MarketView()
+        self.engine.register(self.market_view)
+        self.market: MarketService | None = None
+        if cfg.market.enabled:
+            self.market = MarketService(cfg.market, self.market_view, lambda t, d: self.log.append_local(t, d, self.kp), self.node_id)
+            self._add_service(self.market)
         for e in list(self.bus.registry.all_local()):
             if e.name in cfg.bus.disabled:
                 self.bus.registry.deregister_local(e.name, e.version)
@@ -394,6 +403,10 @@ class Node:
             except HearthNetError as exc:
                 self.logger.info("sync failed", extra={"peer": p.url, "code": exc.code, "reason": exc.message})
 
+    async def _sweep_market(self) -> None:
+        if self.market is not None and self.community_id:
+            self.market.sweep()
+
     async def _every(self, seconds: float, fn: Any) -> None:
         while not self._stop.is_set():
             try:
@@ -465,6 +478,8 @@ class Node:
             asyncio.create_task(self._every(self.config.events.sync_interval_seconds, self.sync_round)),
             asyncio.create_task(self.detector.run()),
         ]
+        if self.market is not None:
+            loops.append(asyncio.create_task(self._every(C.MARKET_SWEEP_INTERVAL_SECONDS, self._sweep_market)))
         stop_task = asyncio.create_task(self._stop.wait())
         await asyncio.wait({server_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
         self.ready = False

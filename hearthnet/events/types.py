@@ -15,7 +15,7 @@ each type.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -164,6 +164,41 @@ class RagIngestedData(_Strict):
     tokens: int = Field(ge=0)
     embedding_model: str = Field(min_length=1, max_length=120)
 
+
+_TAG = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+MARKET_TITLE_MAX, MARKET_BODY_MAX, MARKET_TAGS_MAX = 200, 4000, 10
+
+
+class MarketPostData(_Strict):
+    post_id: str = Field(pattern=_ULID)
+    category: Literal["offer", "request", "info", "emergency"]
+    title: str = Field(min_length=1, max_length=MARKET_TITLE_MAX)
+    body: str = Field("", max_length=MARKET_BODY_MAX)
+    tags: list[Annotated[str, Field(pattern=_TAG)]] = Field(default_factory=list, max_length=MARKET_TAGS_MAX)
+    expires_at: str = Field(pattern=_TS)
+
+
+class MarketUpdateData(_Strict):
+    post_id: str = Field(pattern=_ULID)
+    title: str | None = Field(None, min_length=1, max_length=MARKET_TITLE_MAX)
+    body: str | None = Field(None, max_length=MARKET_BODY_MAX)
+    tags: list[Annotated[str, Field(pattern=_TAG)]] | None = Field(None, max_length=MARKET_TAGS_MAX)
+    expires_at: str | None = Field(None, pattern=_TS)
+
+
+class MarketExpiredData(_Strict):
+    post_id: str = Field(pattern=_ULID)
+    reason: Literal["author", "ttl"]
+
+
+# market.post.* data are checked by the market view (events not matching
+# MARKET_SCHEMAS are ignored there); the log does not refuse them yet because the
+# shared event vectors use market.post.created as a generic event.
+MARKET_SCHEMAS: dict[str, type[_Strict]] = {
+    "market.post.created": MarketPostData,
+    "market.post.updated": MarketUpdateData,
+    "market.post.expired": MarketExpiredData,
+}
 
 DATA_SCHEMAS: dict[str, type[_Strict]] = {
     "community.created": CreatedData,

@@ -1,0 +1,1 @@
+"""The marketplace: offers, requests, notices and emergency posts as signed events."""
