@@ -133,6 +133,7 @@ class RagConfig(_Section):
 
 
 class FileConfig(_Section):
+    enabled: bool = Field(True, description="Serve file.* capabilities (the raw chunk endpoint is always served to members).")
     blobs_dir: Path = Field(Path("blobs"), description="Content-addressed blob store.")
     gc_threshold: float = Field(C.BLOB_GC_DISK_THRESHOLD, gt=0, le=1, description="Disk usage above which unpinned blobs are collected.")
 

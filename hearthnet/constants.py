@@ -53,6 +53,12 @@ CLOCK_SKEW_SECONDS = 120
 # --- blobs ------------------------------------------------------------------
 CHUNK_SIZE_BYTES = 262144
 BLOB_GC_DISK_THRESHOLD = 0.80
+BLOB_GC_TARGET_MARGIN = 0.10  # a collection frees space until usage is this far below the threshold
+BLOB_GC_INTERVAL_SECONDS = 300
+BLOB_ORPHAN_GRACE_SECONDS = 3600  # uploaded chunks wait this long for the file.put that names them
+BLOB_MAX_MANIFEST_BYTES = 1 << 20  # a manifest of ~13,000 chunks: files up to ~3 GiB
+BLOB_FETCH_CONCURRENCY = 4  # chunk requests in flight per source
+BLOB_SOURCE_MAX_FAILURES = 3  # a source that fails this many chunk requests is dropped for the fetch
 
 # --- embeddings -------------------------------------------------------------
 EMBED_MAX_TEXTS = 256  # texts in one embed.text request

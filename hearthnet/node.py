@@ -41,7 +41,10 @@ from hearthnet.identity.manifest import CapabilitySpec, Endpoint, HardwareSpec, 
 from hearthnet.discovery.peers import PeerRegistry
 from hearthnet.observability import logging as hlog
 from hearthnet.observability.metrics import Metrics
-from hearthnet.blobs.store import BlobStore
+from hearthnet.blobs.store import BlobStore, remove_stale_temp
+from hearthnet.blobs.transfer import Source, TransferManager
+from hearthnet.services.file.service import FileService
+from hearthnet.services.file.view import FileView
 from hearthnet.provision import models
 from hearthnet.services.diag import DiagService
 from hearthnet.services.rag.service import RagService
@@ -139,7 +142,7 @@ class Node:
             embedder = embedder_from_index(cfg.embedding, [cfg.path(cfg.models.dir)])  # None without the embed extra: routed to peers
             if embedder is not None:
                 self._add_service(EmbeddingService(embedder))
-        self.blobs = BlobStore(cfg.path(cfg.file.blobs_dir))
+        self.blobs = BlobStore(cfg.path(cfg.file.blobs_dir), cfg.file.gc_threshold)
         if cfg.rag.enabled and "rag.query" not in cfg.bus.disabled:
             self._add_service(self._rag_service())
         self.market_view = MarketView()
@@ -148,6 +151,17 @@ class Node:
         if cfg.market.enabled:
             self.market = MarketService(cfg.market, self.market_view, lambda t, d: self.log.append_local(t, d, self.kp), self.node_id)
             self._add_service(self.market)
+        t = cfg.transport
+        self.pins = PinStore(cfg.data_dir / "pins.json")
+        self.client = TransportClient(self.kp, self.community_id, self.pins, timeout=t.rpc_timeout_seconds)
+        self.file_view = FileView()
+        self.engine.register(self.file_view)
+        self.transfer = TransferManager(self.blobs, self.client)
+        self.files: FileService | None = None
+        if cfg.file.enabled:
+            self.files = FileService(self.blobs, self.file_view, self.transfer, lambda t_, d: self.log.append_local(t_, d, self.kp), self.node_id,
+                                     self.blob_sources)
+            self._add_service(self.files)
         for e in list(self.bus.registry.all_local()):
             if e.name in cfg.bus.disabled:
                 self.bus.registry.deregister_local(e.name, e.version)
@@ -156,10 +170,10 @@ class Node:
         self.bus.registry.add_listener(self._registry_changed)
         run_dir = cfg.data_dir / "run"
         self.nonces = NonceStore(run_dir / "nonces.db", keep_seconds=2 * cfg.transport.clock_skew_seconds + 60)
-        t = cfg.transport
         self.rate = RateLimiter(t.rate_soft_rps_per_cap, t.rate_hard_rps_per_cap, t.rate_soft_rps_total, t.rate_hard_rps_total)
-        self.pins = PinStore(cfg.data_dir / "pins.json")
-        self.client = TransportClient(self.kp, self.community_id, self.pins, timeout=t.rpc_timeout_seconds)
+        # Blob chunks have their own budget (per peer, the all-capabilities rates): a 20 MiB
+        # file is 80 requests, which would hit a single capability's limit at once.
+        self.blob_rate = RateLimiter(t.rate_soft_rps_total, t.rate_hard_rps_total, t.rate_soft_rps_total, t.rate_hard_rps_total)
         self.bus.remote = self.client
         self.peers = PeerRegistry(self.node_id)
         self.emergency = StateBus()
@@ -403,6 +417,18 @@ class Node:
             except HearthNetError as exc:
                 self.logger.info("sync failed", extra={"peer": p.url, "code": exc.code, "reason": exc.message})
 
+    def blob_sources(self, cid: str, only: list[str] | None = None) -> list[Source]:
+        """Live peers to fetch a blob from: the ones named, else the ones advertising it, else every live peer."""
+        live = {p.node_id: p.url for p in self.peers.live() if p.node_id and p.node_id != self.node_id}
+        wanted = only or [n for n in self.file_view.sources(cid) if n in live] or sorted(live)
+        return [Source(n, live[n]) for n in wanted if n in live]
+
+    async def _collect_blobs(self) -> None:
+        report = await asyncio.to_thread(self.blobs.gc)
+        if report.bytes_freed:
+            self.logger.info("blob store collected", extra=report.as_dict())
+        self.metrics.blob_storage_bytes.set(await asyncio.to_thread(self.blobs.total_bytes))
+
     async def _sweep_market(self) -> None:
         if self.market is not None and self.community_id:
             self.market.sweep()
@@ -478,6 +504,8 @@ class Node:
             asyncio.create_task(self._every(self.config.events.sync_interval_seconds, self.sync_round)),
             asyncio.create_task(self.detector.run()),
         ]
+        remove_stale_temp(self.blobs.root)
+        loops.append(asyncio.create_task(self._every(C.BLOB_GC_INTERVAL_SECONDS, self._collect_blobs)))
         if self.market is not None:
             loops.append(asyncio.create_task(self._every(C.MARKET_SWEEP_INTERVAL_SECONDS, self._sweep_market)))
         stop_task = asyncio.create_task(self._stop.wait())
@@ -502,6 +530,7 @@ class Node:
                 await svc.stop()
         await self.client.close()
         self.nonces.close()
+        self.blobs.close()
         self.log.close()
         self._remove_run_file()
         self.logger.info("node stopped")

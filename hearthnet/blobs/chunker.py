@@ -48,6 +48,8 @@ class BlobManifest:
     @classmethod
     def parse(cls, data: bytes, expected_cid: str) -> BlobManifest:
         verify_chunk(data, expected_cid)
+        if len(data) > C.BLOB_MAX_MANIFEST_BYTES:
+            raise HearthNetError("payload_too_large", f"{expected_cid}: manifest of {len(data)} bytes exceeds {C.BLOB_MAX_MANIFEST_BYTES}")
         try:
             import json
 
@@ -58,9 +60,24 @@ class BlobManifest:
             m = cls(int(d["size_bytes"]), int(d["chunk_size_bytes"]), chunks, d.get("mime_type"), d.get("filename"))
         except (ValueError, KeyError, TypeError) as exc:
             raise HearthNetError("bad_request", f"{expected_cid} is not a blob manifest: {exc}") from None
-        if any(not CID_RE.match(c.cid) for c in chunks) or sum(c.size_bytes for c in chunks) != m.size_bytes:
+        if (any(not CID_RE.match(c.cid) or not 0 <= c.size_bytes <= m.chunk_size_bytes for c in chunks)
+                or sum(c.size_bytes for c in chunks) != m.size_bytes or not 0 < m.chunk_size_bytes <= 4 * C.CHUNK_SIZE_BYTES):
             raise HearthNetError("bad_request", f"{expected_cid}: blob manifest lists bad chunks")
         return m
+
+
+def manifest_from_dict(d: Any) -> BlobManifest:
+    """A manifest sent as JSON (file.put): its CID is computed here, from its canonical form."""
+    if not isinstance(d, dict):
+        raise HearthNetError("bad_request", "manifest must be an object")
+    try:
+        data = canonical_json(d)
+    except (TypeError, ValueError) as exc:
+        raise HearthNetError("bad_request", f"manifest: {exc}") from None
+    m = BlobManifest.parse(data, blake3_hex(data))
+    if m.encode() != data:
+        raise HearthNetError("bad_request", "manifest has fields or forms other than hearthnet.blob/1's")
+    return m
 
 
 def check_cid(cid: str) -> str:
@@ -69,10 +86,12 @@ def check_cid(cid: str) -> str:
     return cid
 
 
-def verify_chunk(data: bytes, expected_cid: str) -> None:
+def verify_chunk(data: bytes, expected_cid: str, *, code: str = "bad_request") -> None:
+    """Raise `code` unless `data` hashes to `expected_cid`: bad_request for bytes that
+    arrived (a peer's or an upload's), db_corrupt for bytes read back from disk."""
     got = blake3_hex(data)
     if got != expected_cid:
-        raise HearthNetError("db_corrupt", f"chunk hash mismatch: expected {expected_cid}, got {got}", cid=expected_cid)
+        raise HearthNetError(code, f"chunk hash mismatch: expected {expected_cid}, got {got}", cid=expected_cid)
 
 
 def chunk_blob(data: bytes, *, chunk_size: int = C.CHUNK_SIZE_BYTES, mime_type: str | None = None,
@@ -82,4 +101,4 @@ def chunk_blob(data: bytes, *, chunk_size: int = C.CHUNK_SIZE_BYTES, mime_type: 
     return BlobManifest(len(data), chunk_size, refs, mime_type, filename), parts
 
 
-__all__ = ["CID_RE", "BlobManifest", "ChunkRef", "check_cid", "chunk_blob", "verify_chunk"]
+__all__ = ["CID_RE", "BlobManifest", "ChunkRef", "check_cid", "chunk_blob", "manifest_from_dict", "verify_chunk"]

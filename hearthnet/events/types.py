@@ -191,6 +191,17 @@ class MarketExpiredData(_Strict):
     reason: Literal["author", "ttl"]
 
 
+class FileAdvertisedData(_Strict):
+    cid: str = Field(pattern=_HASH)
+    size_bytes: int = Field(ge=0)
+    filename: str | None = Field(None, max_length=255)  # a label for people, never a path
+    mime_type: str | None = Field(None, max_length=127)
+
+
+class FileUnpinnedData(_Strict):
+    cid: str = Field(pattern=_HASH)
+
+
 # market.post.* data are checked by the market view (events not matching
 # MARKET_SCHEMAS are ignored there); the log does not refuse them yet because the
 # shared event vectors use market.post.created as a generic event.
@@ -203,6 +214,8 @@ MARKET_SCHEMAS: dict[str, type[_Strict]] = {
 DATA_SCHEMAS: dict[str, type[_Strict]] = {
     "community.created": CreatedData,
     "rag.document.ingested": RagIngestedData,
+    "file.cid.advertised": FileAdvertisedData,
+    "file.cid.unpinned": FileUnpinnedData,
     "community.member.joined": JoinedData,
     "community.member.revoked": RevokedData,
     "community.member.promoted": LevelData,
@@ -251,6 +264,8 @@ __all__ = [
     "CreatedData",
     "Event",
     "EventPayload",
+    "FileAdvertisedData",
+    "FileUnpinnedData",
     "EventType",
     "JoinedData",
     "LevelData",

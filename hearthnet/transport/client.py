@@ -212,6 +212,35 @@ class TransportClient:
     async def post(self, url: str, path: str, payload: Any, *, timeout: float | None = None) -> Any:
         return await self.request("POST", url, path, payload, timeout=timeout)
 
+    # --- raw bytes (blob chunks) -------------------------------------------------------
+    async def get_bytes(self, url: str, path: str, *, max_bytes: int, timeout: float | None = None) -> bytes:
+        """A signed GET answered with raw bytes. More than `max_bytes` is dropped unread
+        past the limit and raised as payload_too_large: nobody asked for it."""
+        headers = self._signed_headers("GET", path, b"")
+        t = timeout or self.timeout
+        with _translate(url):
+            async with self._client(url).stream("GET", path, headers=headers, timeout=httpx.Timeout(t, connect=min(t, 5.0))) as resp:
+                if resp.status_code >= 400:
+                    raise _from_response(resp, await resp.aread())
+                declared = resp.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > max_bytes:
+                    raise CallError("payload_too_large", f"{url}{path}: {declared} bytes, expected at most {max_bytes}")
+                buf = bytearray()
+                async for block in resp.aiter_bytes():
+                    buf += block
+                    if len(buf) > max_bytes:
+                        raise CallError("payload_too_large", f"{url}{path}: more than the {max_bytes} bytes asked for")
+                return bytes(buf)
+
+    async def put_bytes(self, url: str, path: str, data: bytes, *, timeout: float | None = None) -> Any:
+        headers = self._signed_headers("PUT", path, data)
+        headers["Content-Type"] = "application/octet-stream"
+        with _translate(url):
+            resp = await self._client(url).put(path, content=data, headers=headers, timeout=timeout or self.timeout)
+            if resp.status_code >= 400:
+                raise _from_response(resp, resp.content)
+            return resp.json()
+
     # --- bus -----------------------------------------------------------------------
     async def call_remote(self, url: str, name: str, version: str, body: dict[str, Any], *, timeout: float, trace_id: str, session_id: str | None, route: bool = False) -> dict[str, Any]:
         req = {"capability": name, "version": version, "body": body, "trace_id": trace_id, "session_id": session_id, "timeout_ms": int(timeout * 1000), "route": route}

@@ -23,6 +23,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from hearthnet import constants as C
+from hearthnet.blobs.chunker import check_cid
 from hearthnet.bus.capability import CallContext, parse_version
 from hearthnet.errors import HearthNetError
 from hearthnet.events import sync
@@ -30,6 +32,7 @@ from hearthnet.identity.canonical import parse_json
 from hearthnet.observability.metrics import CONTENT_TYPE
 from hearthnet.transport.signing import SignedCaller, verify_request
 from hearthnet.transport.streams import FlowControl, encode_frame
+from hearthnet.types import TRUST_ORDER
 
 if TYPE_CHECKING:
     from hearthnet.node import Node
@@ -276,6 +279,33 @@ def build_app(node: Node) -> FastAPI:
             back = await asyncio.to_thread(sync.batch_for, node.log, theirs)
             result["batch"] = back.model_dump()
         return JSONResponse(result)
+
+    # --- blob chunks: raw bytes, not JSON -------------------------------------------------
+    def blob_rate(caller: Caller) -> None:
+        chk = node.blob_rate.check(caller.node_id, "blobs.chunk")
+        if not chk.allowed:
+            node.metrics.rate_limited_total.labels(capability="blobs.chunk", reason="hard").inc()
+            raise HearthNetError("rate_limited", "too many chunk requests from this node", retry_after_ms=chk.retry_after_ms)
+
+    @app.get("/blobs/v1/chunk/{cid}")
+    async def blob_get(request: Request, cid: str) -> Response:
+        caller, _ = await guard(request)
+        assert caller is not None
+        blob_rate(caller)
+        check_cid(cid)
+        data = await asyncio.to_thread(node.blobs.read_chunk, cid)  # re-verified: a flipped bit is db_corrupt, never served
+        return Response(data, media_type="application/octet-stream", headers={"Cache-Control": "no-store"})
+
+    @app.put("/blobs/v1/chunk/{cid}")
+    async def blob_put(request: Request, cid: str) -> JSONResponse:
+        check_cid(cid)
+        caller, raw = await guard(request, limit=C.CHUNK_SIZE_BYTES)
+        assert caller is not None
+        if caller.node_id != node.node_id and TRUST_ORDER.get(caller.level, 0) < TRUST_ORDER["trusted"]:
+            raise HearthNetError("forbidden", "uploading chunks needs trust level trusted (like file.put)")
+        blob_rate(caller)
+        await asyncio.to_thread(node.blobs.write_chunk, cid, raw)  # hash checked before anything is written
+        return JSONResponse({"cid": cid, "size_bytes": len(raw)})
 
     # --- pub/sub -------------------------------------------------------------------------
     @app.get("/pubsub/v1/subscribe")

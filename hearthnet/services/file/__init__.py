@@ -1,0 +1,1 @@
+"""Files: blobs shared on the mesh (file.read, file.list, file.advertise, file.put, file.fetch, file.unpin)."""
