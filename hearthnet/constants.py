@@ -58,6 +58,7 @@ BLOB_GC_INTERVAL_SECONDS = 300
 BLOB_ORPHAN_GRACE_SECONDS = 3600  # uploaded chunks wait this long for the file.put that names them
 BLOB_MAX_MANIFEST_BYTES = 1 << 20  # a manifest of ~13,000 chunks: files up to ~3 GiB
 BLOB_FETCH_CONCURRENCY = 4  # chunk requests in flight per source
+BLOB_BATCH_MAX_CHUNKS = 8  # chunks in one raw request (2 MiB): per-request costs are paid once per batch
 BLOB_SOURCE_MAX_FAILURES = 3  # a source that fails this many chunk requests is dropped for the fetch
 
 # --- embeddings -------------------------------------------------------------

@@ -104,10 +104,12 @@ def translate_os_errors(what: str) -> Iterator[None]:
         raise HearthNetError("storage_error", f"{what}: {reason}") from exc
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644, durable: bool = True) -> None:
     """Write `data` to `path` so that readers see the old file or the new one, never half.
 
     Temp file in the same directory, fsync, chmod, rename, fsync the directory.
+    `durable=False` skips both fsyncs, for many small files that the caller makes
+    durable at once afterwards (`sync_filesystem`).
     """
     path = Path(path)
     with translate_os_errors(f"cannot write {path}"):
@@ -116,15 +118,17 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+                if durable:
+                    fh.flush()
+                    os.fsync(fh.fileno())
             os.chmod(tmp, mode)
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
-        fsync_dir(path.parent)
+        if durable:
+            fsync_dir(path.parent)
 
 
 def atomic_write_text(path: Path, text: str, *, mode: int = 0o644) -> None:
@@ -137,6 +141,21 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def sync_filesystem(path: Path) -> None:
+    """Flush every pending write of the filesystem holding `path` (one syncfs(2) instead of an fsync per file)."""
+    import ctypes
+    import ctypes.util
+
+    with translate_os_errors(f"cannot sync {path}"):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+            if getattr(libc, "syncfs", None) is None or libc.syncfs(fd) != 0:
+                os.sync()
+        finally:
+            os.close(fd)
 
 
 def ensure_private_dir(path: Path) -> Path:
@@ -159,5 +178,6 @@ __all__ = [
     "integrity_ok",
     "load_vec",
     "sqlite_module",
+    "sync_filesystem",
     "translate_os_errors",
 ]

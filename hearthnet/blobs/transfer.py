@@ -23,6 +23,7 @@ from hearthnet.blobs.store import BlobStore
 from hearthnet.errors import HearthNetError
 
 CHUNK_PATH = "/blobs/v1/chunk/"
+BATCH_PATH = "/blobs/v1/chunks?cids="
 Progress = Callable[[int, int, int], None]  # (chunks done, chunks total, bytes fetched)
 
 
@@ -63,11 +64,16 @@ class _Fetch:
         self.failed: dict[str, HearthNetError] = {}  # chunk CID -> why no source could give it
         self.changed = asyncio.Condition()
 
-    def _eligible(self, src: Source) -> ChunkRef | None:
-        for i, ref in enumerate(self.pending):
-            if ref.cid not in self.lacks[src.node_id]:
-                return self.pending.pop(i)
-        return None
+    def _eligible(self, src: Source) -> list[ChunkRef]:
+        """The next chunks for this source: up to a batch, fewer near the end so every source keeps busy."""
+        workers = max(1, len(self.live) * self.mgr.concurrency)
+        want = max(1, min(C.BLOB_BATCH_MAX_CHUNKS, -(-len(self.pending) // workers)))
+        lacks = self.lacks[src.node_id]
+        take = [i for i, ref in enumerate(self.pending) if ref.cid not in lacks][:want]
+        picked = [self.pending[i] for i in take]
+        for i in reversed(take):
+            del self.pending[i]
+        return picked
 
     def _orphaned(self) -> None:
         """Chunks that no live source may still have: the fetch cannot finish them."""
@@ -85,39 +91,49 @@ class _Fetch:
                 while True:
                     if src.node_id not in self.live:
                         return
-                    ref = self._eligible(src)
-                    if ref is not None:
+                    refs = self._eligible(src)
+                    if refs:
                         self.busy += 1
                         break
                     if not self.pending and self.busy == 0:
                         return
                     await self.changed.wait()  # a chunk in flight elsewhere may fail and come back
-            ok = await self._one(src, ref)
+            left = await self._batch(src, refs)
             async with self.changed:
                 self.busy -= 1
-                if not ok:
-                    self.pending.append(ref)
+                if left:
+                    self.pending.extend(left)
                     self._orphaned()
                 self.changed.notify_all()
 
-    async def _one(self, src: Source, ref: ChunkRef) -> bool:
+    async def _batch(self, src: Source, refs: list[ChunkRef]) -> list[ChunkRef]:
+        """Fetch these chunks from one source in one request; returns the ones still to get."""
         mgr = self.mgr
+        total = sum(r.size_bytes for r in refs)
+        path = CHUNK_PATH + refs[0].cid if len(refs) == 1 else BATCH_PATH + ",".join(r.cid for r in refs)
         try:
-            data = await mgr.client.get_bytes(src.url, CHUNK_PATH + ref.cid, max_bytes=ref.size_bytes, timeout=mgr.chunk_timeout)
-            verify_chunk(data, ref.cid)
-            if len(data) != ref.size_bytes:
-                raise HearthNetError("bad_request", f"chunk {ref.index} has {len(data)} bytes, the manifest says {ref.size_bytes}")
+            data = await mgr.client.get_bytes(src.url, path, max_bytes=total, timeout=mgr.chunk_timeout)
+            if len(data) != total:
+                raise HearthNetError("bad_request", f"{len(data)} bytes for chunks the manifest says are {total}")
         except HearthNetError as exc:
-            self._blame(src, ref, exc)
-            return False
-        await asyncio.to_thread(mgr.store.write_chunk, ref.cid, data)
+            missing = set(exc.details.get("missing") or []) if exc.code == "not_found" and len(refs) > 1 else None
+            if missing is not None and missing < {r.cid for r in refs}:
+                self.lacks[src.node_id].update(missing)  # it has the others: they stay eligible for it
+            else:
+                for ref in refs:
+                    self._blame(src, ref, exc)
+            return refs
+        good, bad = await asyncio.to_thread(_verify_and_write, mgr.store, refs, data)
         r = self.report
-        r.fetched += 1
-        r.bytes_fetched += len(data)
-        r.by_source[src.node_id] = r.by_source.get(src.node_id, 0) + 1
-        if self.progress:
+        r.fetched += len(good)
+        r.bytes_fetched += sum(ref.size_bytes for ref in good)
+        r.by_source[src.node_id] = r.by_source.get(src.node_id, 0) + len(good)
+        if self.progress and good:
             self.progress(r.already_had + r.fetched, r.chunks, r.bytes_fetched)
-        return True
+        if bad is not None:
+            self._blame(src, refs[len(good)], bad)
+            return refs[len(good):]
+        return []
 
     def _blame(self, src: Source, ref: ChunkRef, exc: HearthNetError) -> None:
         self.lacks[src.node_id].add(ref.cid)
@@ -136,6 +152,25 @@ class _Fetch:
         if lying or self.failures[src.node_id] >= C.BLOB_SOURCE_MAX_FAILURES or exc.code in ("not_member", "revoked", "forbidden"):
             self.live.pop(src.node_id, None)
             self.report.bad_sources.append(entry)
+
+
+def _verify_and_write(store: BlobStore, refs: list[ChunkRef], data: bytes) -> tuple[list[ChunkRef], HearthNetError | None]:
+    """Split a batch answer into its chunks, hash each, and write the good ones up to the first bad one."""
+    view = memoryview(data)
+    off = 0
+    good: list[ChunkRef] = []
+    try:
+        for ref in refs:
+            part = view[off:off + ref.size_bytes]
+            off += ref.size_bytes
+            verify_chunk(part, ref.cid)
+            store.write_chunk(ref.cid, part, verified=True, durable=False)
+            good.append(ref)
+    except HearthNetError as exc:
+        if exc.code != "bad_request":
+            raise  # the disk refused a write: the fetch fails, the source is not to blame
+        return good, exc
+    return good, None
 
 
 class TransferManager:
@@ -211,6 +246,7 @@ class TransferManager:
                     raise HearthNetError(code, f"{cid}: {n} of {report.chunks} chunks could not be fetched"
                                          + (f" ({why.message})" if why else "") + "; fetch again to resume",
                                          missing=n, bad_sources=report.bad_sources)
+            await asyncio.to_thread(self.store.sync)  # chunks durable before the manifest says the blob is here
             await asyncio.to_thread(self.store.add_manifest, manifest, pin=pin)
         report.ms = (time.perf_counter() - t0) * 1000
         return report

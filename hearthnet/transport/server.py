@@ -296,6 +296,17 @@ def build_app(node: Node) -> FastAPI:
         data = await asyncio.to_thread(node.blobs.read_chunk, cid)  # re-verified: a flipped bit is db_corrupt, never served
         return Response(data, media_type="application/octet-stream", headers={"Cache-Control": "no-store"})
 
+    @app.get("/blobs/v1/chunks")
+    async def blob_get_many(request: Request, cids: str) -> Response:
+        caller, _ = await guard(request)
+        assert caller is not None
+        blob_rate(caller)
+        wanted = [check_cid(c) for c in cids.split(",")]
+        if len(wanted) > C.BLOB_BATCH_MAX_CHUNKS:
+            raise HearthNetError("bad_request", f"at most {C.BLOB_BATCH_MAX_CHUNKS} chunks per request")
+        return Response(await asyncio.to_thread(_read_many, node, wanted), media_type="application/octet-stream",
+                        headers={"Cache-Control": "no-store"})
+
     @app.put("/blobs/v1/chunk/{cid}")
     async def blob_put(request: Request, cid: str) -> JSONResponse:
         check_cid(cid)
@@ -315,6 +326,14 @@ def build_app(node: Node) -> FastAPI:
         return JSONResponse(await node.pubsub.subscribe(topic, last_seq=last_seq, timeout_seconds=max(0.0, min(timeout, 60.0))))
 
     return app
+
+
+def _read_many(node: Node, cids: list[str]) -> bytes:
+    """The chunks back to back, each re-verified; all of them or an error naming what is missing."""
+    missing = [c for c in cids if not node.blobs.has(c)]
+    if missing:
+        raise HearthNetError("not_found", f"{len(missing)} of the {len(cids)} chunks are not here", missing=missing)
+    return b"".join([node.blobs.read_chunk(c) for c in cids])
 
 
 async def _routed(node: Node, name: str, version: tuple[int, int], req: dict[str, Any], timeout: float, headers: dict[str, str]) -> Response:

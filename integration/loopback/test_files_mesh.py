@@ -131,3 +131,20 @@ def test_fetch_resumes_and_fails_cleanly_when_no_source_has_it(mesh):
         assert e.value.code == "bad_request"
 
     mesh.run(scenario)
+
+
+def test_chunks_a_source_lacks_come_from_another(mesh):
+    chunk = 256 * 1024
+    data = os.urandom(12 * chunk + 99)
+
+    async def scenario(m):
+        a, b, c = await m.create(3)
+        await m.until(lambda: b.log.membership.is_member(c.node_id))
+        full = a.blobs.put(data)
+        b.blobs.put(data[: 5 * chunk])  # b holds the first five chunks only (and the manifest from c's cache below)
+        c.blobs.write_chunk(full.cid, full.encode())
+        rep = await c.transfer.fetch(full.cid, c.blob_sources(full.cid, [b.node_id, a.node_id]))
+        assert c.blobs.get(full.cid) == data and not rep.bad_sources
+        assert rep.by_source.get(a.node_id, 0) >= 8 and sum(rep.by_source.values()) == 13
+
+    mesh.run(scenario)
