@@ -45,6 +45,8 @@ from hearthnet.blobs.store import BlobStore, remove_stale_temp
 from hearthnet.blobs.transfer import Source, TransferManager
 from hearthnet.services.file.service import FileService
 from hearthnet.services.file.view import FileView
+from hearthnet.services.moderation.service import ModerationService
+from hearthnet.services.moderation.view import ModerationView
 from hearthnet.provision import models
 from hearthnet.services.diag import DiagService
 from hearthnet.services.rag.service import RagService
@@ -145,11 +147,14 @@ class Node:
         self.blobs = BlobStore(cfg.path(cfg.file.blobs_dir), cfg.file.gc_threshold)
         if cfg.rag.enabled and "rag.query" not in cfg.bus.disabled:
             self._add_service(self._rag_service())
+        self.moderation = ModerationView(lambda n: self.log.membership.level_of(n))
+        self.engine.register(self.moderation)
         self.market_view = MarketView()
         self.engine.register(self.market_view)
         self.market: MarketService | None = None
         if cfg.market.enabled:
-            self.market = MarketService(cfg.market, self.market_view, lambda t, d: self.log.append_local(t, d, self.kp), self.node_id)
+            self.market = MarketService(cfg.market, self.market_view, lambda t, d: self.log.append_local(t, d, self.kp), self.node_id,
+                                        self.moderation.is_hidden)
             self._add_service(self.market)
         t = cfg.transport
         self.pins = PinStore(cfg.data_dir / "pins.json")
@@ -160,8 +165,10 @@ class Node:
         self.files: FileService | None = None
         if cfg.file.enabled:
             self.files = FileService(self.blobs, self.file_view, self.transfer, lambda t_, d: self.log.append_local(t_, d, self.kp), self.node_id,
-                                     self.blob_sources)
+                                     self.blob_sources, self.moderation.is_hidden)
             self._add_service(self.files)
+        self._add_service(ModerationService(self.moderation, lambda t_, d: self.log.append_local(t_, d, self.kp), self.node_id,
+                                            self._moderation_target_exists))
         for e in list(self.bus.registry.all_local()):
             if e.name in cfg.bus.disabled:
                 self.bus.registry.deregister_local(e.name, e.version)
@@ -416,6 +423,11 @@ class Node:
                 await self.sync_with(p.url)
             except HearthNetError as exc:
                 self.logger.info("sync failed", extra={"peer": p.url, "code": exc.code, "reason": exc.message})
+
+    def _moderation_target_exists(self, kind: str, target: str) -> bool:
+        if kind == "market.post":
+            return self.market_view.get(target) is not None
+        return self.file_view.get(target) is not None
 
     def blob_sources(self, cid: str, only: list[str] | None = None) -> list[Source]:
         """Live peers to fetch a blob from: the ones named, else the ones advertising it, else every live peer."""

@@ -67,6 +67,8 @@ class Router:
     def candidates(self, req: RouteRequest) -> tuple[list[CapabilityEntry], int]:
         """(usable entries, how many were left out as quarantined)."""
         found = self.registry.find(req.capability, req.version, req.params_filter, req.params)
+        # Another node's `self` capability answers only that node: never a route for us.
+        found = [e for e in found if e.is_local or e.spec.get("trust_required") != "self"]
         usable = [e for e in found if not self.health.is_quarantined(e.node_id, e.name)]
         return usable, len(found) - len(usable)
 

@@ -41,6 +41,8 @@ EventType = Literal[
     "rag.document.ingested",
     "federation.peer.added",
     "federation.peer.removed",
+    "moderation.item.hidden",
+    "moderation.item.unhidden",
 ]
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 
@@ -202,6 +204,14 @@ class FileUnpinnedData(_Strict):
     cid: str = Field(pattern=_HASH)
 
 
+class ModerationData(_Strict):
+    """Hide or unhide a post or a file advert: honoured while its author is trusted (or anchor)."""
+
+    kind: Literal["market.post", "file"]
+    target: str = Field(min_length=1, max_length=80)  # a post id or a blob CID
+    reason: str = Field(min_length=1, max_length=500)
+
+
 # market.post.* data are checked by the market view (events not matching
 # MARKET_SCHEMAS are ignored there); the log does not refuse them yet because the
 # shared event vectors use market.post.created as a generic event.
@@ -216,6 +226,8 @@ DATA_SCHEMAS: dict[str, type[_Strict]] = {
     "rag.document.ingested": RagIngestedData,
     "file.cid.advertised": FileAdvertisedData,
     "file.cid.unpinned": FileUnpinnedData,
+    "moderation.item.hidden": ModerationData,
+    "moderation.item.unhidden": ModerationData,
     "community.member.joined": JoinedData,
     "community.member.revoked": RevokedData,
     "community.member.promoted": LevelData,
@@ -269,6 +281,7 @@ __all__ = [
     "EventType",
     "JoinedData",
     "LevelData",
+    "ModerationData",
     "PolicyData",
     "RagIngestedData",
     "RevokedData",

@@ -45,9 +45,10 @@ class FileService:
     name = "file"
 
     def __init__(self, store: BlobStore, view: FileView, transfer: TransferManager, append_event: AppendEvent, node_id: str,
-                 sources_for: SourcesFor) -> None:
+                 sources_for: SourcesFor, hidden: Callable[[str, str], bool] | None = None) -> None:
         self.store, self.view, self.transfer = store, view, transfer
         self.append_event, self.node_id, self.sources_for = append_event, node_id, sources_for
+        self.hidden = hidden or (lambda kind, target: False)  # moderation: hidden adverts leave the listing
 
     def capabilities(self) -> Capabilities:
         return [
@@ -95,6 +96,8 @@ class FileService:
         rows = []
         for f in self.view.query(body.get("query"), limit=10_000):
             b = local.pop(f["cid"], None)
+            if self.hidden("file", f["cid"]) and b is None:
+                continue  # hidden from the mesh listing; a copy this node holds is still its own to see
             rows.append({**f, "local": b is not None, "pinned": bool(b and b.pinned)})
         needle = (body.get("query") or "").casefold()
         for b in local.values():  # here but not advertised (cached fetches, RAG documents)

@@ -45,8 +45,10 @@ AppendEvent = Callable[[str, dict[str, Any]], Event]
 class MarketService:
     name = "market"
 
-    def __init__(self, config: MarketConfig, view: MarketView, append_event: AppendEvent, node_id: str) -> None:
+    def __init__(self, config: MarketConfig, view: MarketView, append_event: AppendEvent, node_id: str,
+                 hidden: Callable[[str, str], bool] | None = None) -> None:
         self.config, self.view, self.append_event, self.node_id = config, view, append_event, node_id
+        self.hidden = hidden or (lambda kind, target: False)  # moderation: hidden posts leave the listing
 
     def capabilities(self) -> Capabilities:
         return [
@@ -112,7 +114,8 @@ class MarketService:
 
     async def _list(self, body: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         return {"posts": self.view.query(category=body.get("category"), tag=body.get("tag"), text=body.get("query"), author=body.get("author"),
-                                         include_expired=body.get("include_expired", False), limit=body.get("limit", 50))}
+                                         include_expired=body.get("include_expired", False), limit=body.get("limit", 50),
+                                         skip=lambda post_id: self.hidden("market.post", post_id))}
 
     def sweep(self) -> list[str]:
         """Close this node's own posts that are past their expiry (one event each)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -111,7 +112,8 @@ class MarketView:
             return self.posts.get(post_id)
 
     def query(self, *, category: str | None = None, tag: str | None = None, text: str | None = None, author: str | None = None,
-              include_expired: bool = False, limit: int = 50, now: float | None = None) -> list[dict[str, Any]]:
+              include_expired: bool = False, limit: int = 50, now: float | None = None,
+              skip: Callable[[str], bool] | None = None) -> list[dict[str, Any]]:
         now = clock.now() if now is None else now
         terms = _WORD.findall((text or "").casefold())
         with self._lock:
@@ -120,6 +122,8 @@ class MarketView:
                 if (category and p.category != category) or (tag and tag not in p.tags) or (author and p.author != author):
                     continue
                 if not include_expired and not p.live(now):
+                    continue
+                if skip is not None and skip(p.post_id):
                     continue
                 s = p.score(terms) if terms else 0
                 if terms and s == 0:

@@ -63,6 +63,17 @@ def test_version_compatibility_and_params_filter():
     assert [e.node_id for e in r.rank(only70)] == ["big"]
 
 
+def test_another_nodes_self_capability_is_never_a_route():
+    reg, h = Registry(ME), HealthTracker()
+    for e in [entry(ME, local=True), entry("peer")]:
+        e.spec["trust_required"] = "self"
+        reg._entries[e.key] = e
+    other = entry("other")
+    reg._entries[other.key] = other
+    r = Router(reg, h)
+    assert [e.node_id for e in r.rank(RouteRequest("llm.chat", (1, 0)))] == [ME, "other"]
+
+
 def test_sticky_session_first_while_candidate():
     reg, h = Registry(ME), HealthTracker()
     for e in [entry("b"), entry("c")]:

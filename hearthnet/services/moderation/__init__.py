@@ -1,0 +1,1 @@
+"""Moderation without revocation: trusted members hide and unhide posts and file adverts."""
