@@ -146,7 +146,7 @@ class MarketConfig(_Section):
 
 class ChatConfig(_Section):
     enabled: bool = Field(True, description="Serve chat.* capabilities.")
-    store_and_forward: bool = Field(True, description="Queue messages for offline recipients and retry.")
+    store_and_forward: bool = Field(True, description="Let peers carry messages for offline recipients (false: chat.send refuses an unreachable recipient).")
 
 
 class EmergencyConfig(_Section):

@@ -45,6 +45,8 @@ from hearthnet.blobs.store import BlobStore, remove_stale_temp
 from hearthnet.blobs.transfer import Source, TransferManager
 from hearthnet.services.file.service import FileService
 from hearthnet.services.file.view import FileView
+from hearthnet.services.chat.service import ChatService
+from hearthnet.services.chat.view import ChatView
 from hearthnet.services.moderation.service import ModerationService
 from hearthnet.services.moderation.view import ModerationView
 from hearthnet.provision import models
@@ -167,6 +169,14 @@ class Node:
             self.files = FileService(self.blobs, self.file_view, self.transfer, lambda t_, d: self.log.append_local(t_, d, self.kp), self.node_id,
                                      self.blob_sources, self.moderation.is_hidden)
             self._add_service(self.files)
+        self.chat_view = ChatView(self.node_id)
+        self.engine.register(self.chat_view)
+        self.chat: ChatService | None = None
+        if cfg.chat.enabled:
+            self.chat = ChatService(cfg.chat, self.chat_view, self.kp, lambda t_, d: self.log.append_local(t_, d, self.kp),
+                                    is_member=lambda n: self.log.membership.is_member(n),
+                                    reachable=lambda n: (r := self.peers.by_node(n)) is not None and r.verified, deliver=self.deliver_to)
+            self._add_service(self.chat)
         self._add_service(ModerationService(self.moderation, lambda t_, d: self.log.append_local(t_, d, self.kp), self.node_id,
                                             self._moderation_target_exists))
         for e in list(self.bus.registry.all_local()):
@@ -201,6 +211,7 @@ class Node:
         self._gateway: _Server | None = None
         self.gateway_url: str | None = None
         self._bg: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.mdns: Any = None
         self._adv_host: str | None = None
         self._hardware = hardware(cfg.data_dir)
@@ -398,6 +409,8 @@ class Node:
             return  # an older manifest that arrived late (two refreshes overlapped): keep the newer
         first = known is None or known.manifest is None
         rec = self.peers.verified(url, m)
+        if first and self.chat is not None and m.node_id in self.chat_view.pending_recipients():
+            self._spawn(self.deliver_to(m.node_id))  # it is back: hand over what waited for it
         if first:
             self.logger.info("peer verified", extra={"peer": m.node_id, "url": rec.url, "source": rec.source, "peers": len(self.peers.live())})
         added, removed = self.bus.registry.update_peer(m.node_id, rec.url, [c.model_dump() for c in m.capabilities])
@@ -423,6 +436,37 @@ class Node:
                 await self.sync_with(p.url)
             except HearthNetError as exc:
                 self.logger.info("sync failed", extra={"peer": p.url, "code": exc.code, "reason": exc.message})
+
+    async def deliver_to(self, node_id: str) -> str:
+        """Push our log to a message's recipient now ("direct"), else to a peer that will carry it
+        ("forwarded"), else leave it for the sync after the recipient returns ("queued")."""
+        rec = self.peers.by_node(node_id)
+        if rec is not None and rec.verified:
+            try:
+                await self.sync_with(rec.url)
+                return "direct"
+            except HearthNetError:
+                pass
+        if self.config.chat.store_and_forward:
+            for p in self.peers.live():
+                if p.node_id in (node_id, self.node_id):
+                    continue
+                try:
+                    await self.sync_with(p.url)
+                    return "forwarded"
+                except HearthNetError:
+                    continue
+        return "queued"
+
+    def _chat_event(self, ev: Any) -> None:
+        """A message to this node arrived (any thread): receipt it on the loop."""
+        if self.chat is not None and ev.event_type == "chat.message.sent" and ev.data.get("to") == self.node_id and self._loop is not None:
+            self._loop.call_soon_threadsafe(lambda: self._spawn(self.chat.acknowledge()))  # type: ignore[union-attr]
+
+    def _spawn(self, coro: Any) -> None:
+        t = asyncio.get_running_loop().create_task(coro)
+        self._bg.add(t)
+        t.add_done_callback(self._bg.discard)
 
     def _moderation_target_exists(self, kind: str, target: str) -> bool:
         if kind == "market.post":
@@ -471,6 +515,10 @@ class Node:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(sig, self.stop)
+        self._loop = loop
+        self.log.add_listener(self._chat_event)
+        if self.chat is not None:
+            self._spawn(self.chat.acknowledge())  # messages that arrived before a crash
         self.log.add_listener(lambda ev: loop.call_soon_threadsafe(
             self.pubsub.publish, "events", {"event_id": ev.event_id, "event_type": ev.event_type, "author": ev.author, "lamport": ev.lamport}))
         ssl_kw: dict[str, Any] = {}

@@ -204,6 +204,28 @@ class FileUnpinnedData(_Strict):
     cid: str = Field(pattern=_HASH)
 
 
+CHAT_BODY_MAX, CHAT_BOX_MAX, CHAT_RECEIPT_MAX = 4000, 24000, 200
+
+
+class ChatSentData(_Strict):
+    msg_id: str = Field(pattern=_ULID)
+    to: str = Field(pattern=_NODE_ID)
+    box: str = Field(min_length=1, max_length=CHAT_BOX_MAX)  # NaCl box of {body, attachments}, base64url
+
+
+class ChatReceiptData(_Strict):
+    msg_ids: list[Annotated[str, Field(pattern=_ULID)]] = Field(min_length=1, max_length=CHAT_RECEIPT_MAX)
+
+
+# chat.message.* data are checked by the chat view, like market.post.* (shared test
+# vectors use chat.message.sent as a generic event).
+CHAT_SCHEMAS: dict[str, type[_Strict]] = {
+    "chat.message.sent": ChatSentData,
+    "chat.message.delivered": ChatReceiptData,
+    "chat.message.read": ChatReceiptData,
+}
+
+
 class ModerationData(_Strict):
     """Hide or unhide a post or a file advert: honoured while its author is trusted (or anchor)."""
 

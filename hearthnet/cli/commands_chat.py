@@ -1,0 +1,57 @@
+"""Private messages through the running node: send, history (and mark read)."""
+# No `from __future__ import annotations` here: typer reads the real annotation objects.
+
+from typing import Annotated, Any
+
+import typer
+
+from hearthnet.cli.app import JsonOpt, app, command, emit_json, home, make_console
+from hearthnet.cli.commands_mesh import NodeOpt, _with_client
+from hearthnet.identity.keys import parse_node_id
+
+console = make_console()
+chat_app = typer.Typer(help="Private messages between boxes, encrypted end to end, delivered when the other box is on.", no_args_is_help=True)
+app.add_typer(chat_app, name="chat")
+
+
+def _call(name: str, body: dict[str, Any], node: str | None) -> Any:
+    return _with_client(home(), node, lambda c, u: c.call_remote(u, name, "1.0", body, timeout=60, trace_id="", session_id=None))
+
+
+@command("send", group=chat_app)
+def send_cmd(
+    to: Annotated[str, typer.Argument(help="The recipient's full node id (hearthnet member list).")],
+    body: Annotated[str, typer.Argument(help="The message.")],
+    json_out: JsonOpt = False,
+    node: NodeOpt = None,
+) -> None:
+    """Send a message; prints how it left: direct, forwarded (a peer carries it) or queued (sent when the recipient returns)."""
+    parse_node_id(to)
+    out = _call("chat.send", {"to": to, "body": body}, node)
+    emit_json(out) if json_out else console.print(f"{out['msg_id']}: {out['delivery']}")
+
+
+@command("history", group=chat_app)
+def history_cmd(
+    peer: Annotated[str | None, typer.Argument(help="Only the conversation with this node id.")] = None,
+    mark_read: Annotated[bool, typer.Option("--mark-read", help="Mark this peer's messages as read (sends read receipts).")] = False,
+    json_out: JsonOpt = False,
+    node: NodeOpt = None,
+) -> None:
+    """Messages this node sent and received, oldest first, with delivery and read state; unread counts per peer."""
+    body: dict[str, Any] = {}
+    if peer:
+        parse_node_id(peer)
+        body["peer"] = peer
+    out = _call("chat.history", body, node)
+    if mark_read and peer:
+        out["marked"] = _call("chat.read", {"peer": peer}, node)["marked"]
+    if json_out:
+        emit_json(out)
+        return
+    for m in out["messages"]:
+        state = "read" if m["read_at"] else ("delivered" if m["delivered_at"] else "waiting")
+        who = "me" if m["mine"] else m["from"][:20]
+        console.print(f"{m['sent_at']}  {who:>20}  {m['body'] if m['body'] is not None else '(cannot be opened)'}  [{state}]")
+    for p, n in out["unread"].items():
+        console.print(f"{n} unread from {p}")

@@ -1,0 +1,1 @@
+"""Private messages: encrypted to the recipient before they enter the log, delivered by sync (store-and-forward)."""
