@@ -415,7 +415,7 @@ class EventLog:
         if event_type in MEMBERSHIP_TYPES:
             probe = Event(1, "", self.community_id, author, 0, None, 0, "", event_type, data, "", "", "")
             if not M.may_author(st, probe):
-                raise HearthNetError("forbidden", f"{event_type} needs the community root or an anchor member")
+                raise HearthNetError("forbidden", f"{author[:24]}… may not sign this {event_type} (its level, the target's, or the policy)")
 
     def _next_seq(self, author: str) -> tuple[int, str | None]:
         head = self._heads.get(author)

@@ -13,9 +13,10 @@ Rules (docs/contract.md, "Membership"):
 - A fork (two events by one author with the same seq, or an event whose `prev`
   does not match its predecessor) excludes that author's events from the fork
   point on: they are kept as evidence, marked *forked*, and applied by no view.
-- Membership events change membership only when their author may make them at
-  their position in the log order; for now that is the root or an anchor-level
-  member (the trust issue adds co-signed proposals on top of `may_author`).
+- Membership events change membership only when their author may sign them at
+  their position in the log order (`may_author`), and only once the policy's
+  number of distinct signers has signed the same change (`proposal_key`): the
+  first event is the proposal, the same change by other signers co-signs it.
 
 `derive()` is a pure function of the stored events, so every node that holds the
 same events computes the same state.
@@ -65,6 +66,7 @@ class MembershipState:
     members: dict[str, MemberInfo] = field(default_factory=dict)
     revoked: dict[str, RevokedInfo] = field(default_factory=dict)
     policy: dict[str, Any] = field(default_factory=dict)
+    pending: dict[tuple[str, ...], list[str]] = field(default_factory=dict)  # proposals short of signatures -> signers so far
 
     @property
     def root_key(self) -> str | None:
@@ -108,18 +110,56 @@ def status_for(state: MembershipState, author: str, seq: int, forks: dict[str, i
     return VALID
 
 
+# Which policy threshold counts the signatures of each membership change.
+THRESHOLD_OF = {
+    "community.member.joined": "min_signatures_to_invite",
+    "community.member.promoted": "min_signatures_to_promote",
+    "community.member.demoted": "min_signatures_to_demote",
+    "community.member.revoked": "min_signatures_to_revoke",
+}
+
+
 def may_author(state: MembershipState, ev: Event) -> bool:
-    """May `ev.author` make this membership change at this point of the log?"""
-    if TRUST_ORDER.get(state.level_of(ev.author), 0) < TRUST_ORDER["anchor"]:
-        return False
+    """May `ev.author` sign this membership change (as its proposal or a co-signature) here?
+
+    - Nobody changes the root's membership; policy changes are the root's or an anchor's.
+    - Admitting (`joined`): trusted members and anchors, or any member when the policy
+      says `default_member_can_invite`; never at a level above the signer's own, and
+      never a revoked node id.
+    - `promoted`, `demoted`, `revoked`: trusted members and anchors, only for a current
+      member at or below their own level, and never to a level above their own.
+    """
+    level = TRUST_ORDER.get(state.level_of(ev.author), 0)
+    trusted = TRUST_ORDER["trusted"]
     target = ev.data.get("node_id")
     if target is not None and target == state.root_key:
-        return False  # nobody changes the root's membership
-    if ev.event_type == "community.member.joined":
-        return target not in state.revoked  # revocation is final for a node id
-    if ev.event_type in ("community.member.promoted", "community.member.demoted", "community.member.revoked"):
-        return target in state.members
+        return False
+    t = ev.event_type
+    if t == "community.member.joined":
+        allowed = level >= trusted or (level >= TRUST_ORDER["member"] and bool(state.policy.get("default_member_can_invite")))
+        return allowed and target not in state.revoked and TRUST_ORDER.get(ev.data.get("level", "member"), 99) <= level
+    if t in ("community.member.promoted", "community.member.demoted", "community.member.revoked"):
+        if level < trusted or not state.is_member(target):
+            return False
+        if TRUST_ORDER.get(state.level_of(target), 0) > level:
+            return False
+        return t == "community.member.revoked" or TRUST_ORDER.get(ev.data.get("level"), 99) <= level
+    if t == "community.policy.updated":
+        return level >= TRUST_ORDER["anchor"]
     return True
+
+
+def proposal_key(ev: Event) -> tuple[str, ...]:
+    """Signatures agree on a change when they have the same key: type, target and level."""
+    d = ev.data
+    if ev.event_type == "community.member.revoked":
+        return (ev.event_type, d["node_id"])
+    return (ev.event_type, str(d.get("node_id", "")), str(d.get("level", "member")))
+
+
+def threshold(state: MembershipState, ev: Event) -> int:
+    name = THRESHOLD_OF.get(ev.event_type)
+    return max(1, int(state.policy.get(name, 1))) if name else 1
 
 
 def _apply(state: MembershipState, ev: Event) -> None:
@@ -156,6 +196,7 @@ def derive(community_id: str, membership_events: Iterable[Event], forks: dict[st
         root = genesis.data["root_key"]
         state.members[root] = MemberInfo(root, "anchor", genesis.wall_clock, root)
         state.policy = dict(genesis.data["policy"])
+        pending: dict[tuple[str, ...], dict[str, Event]] = {}  # proposal -> signer -> their event
         for ev in events:
             if ev is genesis or ev.event_type == "community.created":
                 continue
@@ -164,8 +205,17 @@ def derive(community_id: str, membership_events: Iterable[Event], forks: dict[st
             cut = cutoffs.get(ev.author)
             if cut is not None and ev.seq > cut:
                 continue
-            if may_author(state, ev):
-                _apply(state, ev)
+            if not may_author(state, ev):
+                continue
+            # The first signature is the proposal, later ones by other signers co-sign it; the
+            # change takes effect (with the proposal's data) once the policy's number is reached.
+            key = proposal_key(ev)
+            sigs = pending.setdefault(key, {})
+            sigs.setdefault(ev.author, ev)
+            if len(sigs) >= threshold(state, ev):
+                _apply(state, min(sigs.values(), key=lambda e: e.order_key))
+                del pending[key]
+        state.pending = {k: sorted(v) for k, v in pending.items()}
         new_cutoffs = {n: r.after_seq for n, r in state.revoked.items()}
         if new_cutoffs == cutoffs:
             break
@@ -181,5 +231,7 @@ __all__ = [
     "derive_community_id",
     "genesis_ok",
     "may_author",
+    "proposal_key",
+    "threshold",
     "status_for",
 ]

@@ -136,6 +136,17 @@ class JoinedData(_Strict):
     node_id: str = Field(pattern=_NODE_ID)
     level: Literal["member", "trusted", "anchor"] = "member"
     display_name: str = Field("", max_length=120)
+    invite_id: str | None = Field(None, pattern=_ULID)  # set when an invite was redeemed
+
+
+class InvitedData(_Strict):
+    """An invite was issued (a record for the community; the join is what admits)."""
+
+    invite_id: str = Field(pattern=_ULID)
+    node_id: str = Field(pattern=_NODE_ID)
+    level: Literal["member", "trusted", "anchor"]
+    expires_at: str = Field(pattern=_TS)
+    single_use: bool
 
 
 class RevokedData(_Strict):
@@ -251,6 +262,7 @@ DATA_SCHEMAS: dict[str, type[_Strict]] = {
     "moderation.item.hidden": ModerationData,
     "moderation.item.unhidden": ModerationData,
     "community.member.joined": JoinedData,
+    "community.member.invited": InvitedData,
     "community.member.revoked": RevokedData,
     "community.member.promoted": LevelData,
     "community.member.demoted": LevelData,
