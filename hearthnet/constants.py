@@ -17,6 +17,7 @@ SIGN_DOMAIN_EVENT = b"hearthnet/event/v1"
 SIGN_DOMAIN_NODE_MANIFEST = b"hearthnet/node-manifest/v1"
 SIGN_DOMAIN_COMMUNITY_MANIFEST = b"hearthnet/community-manifest/v1"
 SIGN_DOMAIN_SNAPSHOT = b"hearthnet/snapshot/v1"
+SIGN_DOMAIN_INVITE = b"hearthnet/invite/v1"
 
 # --- discovery / manifests (reference §0.2) --------------------------------
 MANIFEST_TTL_SECONDS = 30
@@ -100,6 +101,12 @@ VERIFY_PARALLEL_MIN_EVENTS = 2000
 # --- observability ---------------------------------------------------------------
 TRACE_RING_BUFFER = 10000
 LOG_RETENTION_DAYS = 14
+
+# --- invites ----------------------------------------------------------------
+INVITE_PREFIX = "hearthnet://v1/"
+INVITE_DEFAULT_TTL_SECONDS = 86400
+INVITE_MAX_TTL_SECONDS = 30 * 86400
+INVITE_MAX_CHARS = 4096  # a QR code holds it comfortably
 
 # --- ui ---------------------------------------------------------------------
 UI_DEFAULT_PORT = 7860

@@ -46,6 +46,9 @@ from hearthnet.blobs.transfer import Source, TransferManager
 from hearthnet.services.file.service import FileService
 from hearthnet.services.file.view import FileView
 from hearthnet.services.chat.service import ChatService
+from hearthnet.community.invite import RedeemedInvites
+from hearthnet.community.service import CommunityService
+from hearthnet.events.types import MEMBERSHIP_TYPES
 from hearthnet.services.chat.view import ChatView
 from hearthnet.services.moderation.service import ModerationService
 from hearthnet.services.moderation.view import ModerationView
@@ -179,6 +182,9 @@ class Node:
             self._add_service(self.chat)
         self._add_service(ModerationService(self.moderation, lambda t_, d: self.log.append_local(t_, d, self.kp), self.node_id,
                                             self._moderation_target_exists))
+        self.community = CommunityService(self.log, self.kp, lambda: [self.public_url()], RedeemedInvites(cfg.data_dir / "run" / "invites.db"),
+                                          self._author_seq)
+        self._add_service(self.community)
         for e in list(self.bus.registry.all_local()):
             if e.name in cfg.bus.disabled:
                 self.bus.registry.deregister_local(e.name, e.version)
@@ -437,6 +443,24 @@ class Node:
             except HearthNetError as exc:
                 self.logger.info("sync failed", extra={"peer": p.url, "code": exc.code, "reason": exc.message})
 
+    def public_url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.advertised_host()}:{self.port}"
+
+    def _author_seq(self, node_id: str) -> int:
+        h = sync.heads_report(self.log).authors.get(node_id)
+        return h.seq if h is not None else 0
+
+    def _membership_event(self, ev: Any) -> None:
+        """A membership change (any thread): end the open streams of callers that are now revoked."""
+        if ev.event_type in MEMBERSHIP_TYPES and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._close_revoked_streams)
+
+    def _close_revoked_streams(self) -> None:
+        revoked = self.log.membership.revoked
+        for flow in list(self.flows.values()):
+            if getattr(flow, "caller", None) in revoked:
+                flow.cancelled.set()
+
     async def deliver_to(self, node_id: str) -> str:
         """Push our log to a message's recipient now ("direct"), else to a peer that will carry it
         ("forwarded"), else leave it for the sync after the recipient returns ("queued")."""
@@ -517,6 +541,7 @@ class Node:
                     loop.add_signal_handler(sig, self.stop)
         self._loop = loop
         self.log.add_listener(self._chat_event)
+        self.log.add_listener(self._membership_event)
         if self.chat is not None:
             self._spawn(self.chat.acknowledge())  # messages that arrived before a crash
         self.log.add_listener(lambda ev: loop.call_soon_threadsafe(

@@ -109,4 +109,44 @@ async def join(home: Home, url: str) -> JoinResult:
     return result
 
 
-__all__ = ["JoinResult", "add_member", "join"]
+async def redeem_invite(home: Home, text: str) -> dict[str, Any]:
+    """Redeem an invite: check it is for this node and current, verify the community manifest at
+    an endpoint, have the issuing node admit this node, then join (sync the log). On failure
+    nothing of the community is left here."""
+    from hearthnet.community.invite import check_for, decode
+    from hearthnet.transport.tls import pin_first_contact
+
+    kp = home.identity()
+    inv, _ = decode(text)
+    check_for(inv, kp.node_id)
+    if home.community_id and home.community_id != inv.community_id:
+        raise HearthNetError("already_exists", f"this node already belongs to community {home.community_id}")
+    pins = PinStore(home.data_dir / "pins.json")
+    last: HearthNetError | None = None
+    for url in inv.endpoints:
+        client = TransportClient(kp, inv.community_id, pins, timeout=15)
+        try:
+            if url.startswith("https://"):
+                await pin_first_contact(client, url)
+            cm, _ = verify_community_manifest(await client.get(url, "/community/manifest", signed=False), expected_community=inv.community_id)
+            if not cm.is_member(inv.inviter):
+                raise HearthNetError("not_member", "the node that issued this invite is no longer a member")
+            admitted = await client.post(url, "/community/v1/redeem", {"invite": text, "display_name": home.config.identity.display_name})
+        except HearthNetError as exc:
+            if exc.code in ("partition", "timeout"):
+                last = exc
+                continue  # another address of the same node may answer
+            raise
+        finally:
+            await client.close()
+        if not admitted.get("member"):
+            raise HearthNetError("not_member", f"the invite was accepted as a proposal ({admitted.get('signatures')} of {admitted.get('needed')} "
+                                 f"signatures); once trusted members co-sign, run `hearthnet join {url}`")
+        r = await join(home, url)
+        return {"community_id": r.community_id, "name": r.name, "level": r.level, "events": r.events, "url": url,
+                "already": bool(admitted.get("already")) or r.already_joined}
+    assert last is not None
+    raise last
+
+
+__all__ = ["JoinResult", "add_member", "join", "redeem_invite"]

@@ -318,6 +318,24 @@ def build_app(node: Node) -> FastAPI:
         await asyncio.to_thread(node.blobs.write_chunk, cid, raw)  # hash checked before anything is written
         return JSONResponse({"cid": cid, "size_bytes": len(raw)})
 
+    # --- onboarding: the one endpoint for a signed caller that is not a member yet -------
+    @app.post("/community/v1/redeem")
+    async def redeem(request: Request) -> JSONResponse:
+        from hearthnet.community.invite import decode
+
+        raw = await read_body(request, cfg.max_body_bytes)
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        signed = verify_request(request.headers, request.method, path, raw, community=node.community_id, skew_seconds=cfg.clock_skew_seconds)
+        rate(Caller(signed.node_id, "unknown"), "community.redeem")
+        msg = parse_json(raw, what="redeem body")
+        if not isinstance(msg, dict) or not isinstance(msg.get("invite"), str):
+            raise HearthNetError("bad_request", "redeem body must be {invite, display_name?}")
+        inv, _ = decode(msg["invite"])
+        if inv.inviter != node.node_id or inv.invitee != signed.node_id:
+            raise HearthNetError("forbidden", "this invite was not issued here for the signing node")
+        node.nonces.use(signed.node_id, signed.nonce)  # only for holders of our own invites: strangers cannot fill the store
+        return JSONResponse(await asyncio.to_thread(node.community.redeem, inv, signed.node_id, str(msg.get("display_name") or "")))
+
     # --- pub/sub -------------------------------------------------------------------------
     @app.get("/pubsub/v1/subscribe")
     async def subscribe(request: Request, topic: str, last_seq: int = 0, timeout: float = 30.0) -> JSONResponse:
@@ -358,6 +376,7 @@ async def _stream_response(node: Node, name: str, caller: Caller, frames: AsyncI
 async def _sse(node: Node, name: str, caller: Caller, first: dict[str, Any] | None, frames: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
     flow = FlowControl(node.config.transport.stream_window_frames, node.config.transport.stream_ack_interval_frames, node.config.transport.stream_ack_timeout_seconds)
     stream_id = secrets.token_urlsafe(12)
+    flow.caller = caller.node_id  # type: ignore[attr-defined]  # revocation ends the caller's open streams
     node.flows[stream_id] = flow
     t0 = time.perf_counter()
     result = "ok"
