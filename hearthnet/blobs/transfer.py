@@ -127,9 +127,10 @@ class _Fetch:
         r = self.report
         r.fetched += len(good)
         r.bytes_fetched += sum(ref.size_bytes for ref in good)
-        r.by_source[src.node_id] = r.by_source.get(src.node_id, 0) + len(good)
-        if self.progress and good:
-            self.progress(r.already_had + r.fetched, r.chunks, r.bytes_fetched)
+        if good:
+            r.by_source[src.node_id] = r.by_source.get(src.node_id, 0) + len(good)
+            if self.progress:
+                self.progress(r.already_had + r.fetched, r.chunks, r.bytes_fetched)
         if bad is not None:
             self._blame(src, refs[len(good)], bad)
             return refs[len(good):]
