@@ -42,7 +42,6 @@ def test_invite_redeem_call_then_revoke(mesh, tmp_path):
         await run(d1, "init", "--name", "bakery")
         await run(d2, "init")
         id1 = json.loads((await run(d1, "id", "--json")).stdout)["node_id"]
-        id2 = json.loads((await run(d2, "id", "--json")).stdout)["node_id"]
         qr = tmp_path / "invite.png"
         out = json.loads((await run(m.base / "n0", "invite", "create", id1, "--qr", str(qr), "--json")).stdout)
         text = out["invite"]
