@@ -58,8 +58,8 @@ BLOB_GC_TARGET_MARGIN = 0.10  # a collection frees space until usage is this far
 BLOB_GC_INTERVAL_SECONDS = 300
 BLOB_ORPHAN_GRACE_SECONDS = 3600  # uploaded chunks wait this long for the file.put that names them
 BLOB_MAX_MANIFEST_BYTES = 1 << 20  # a manifest of ~13,000 chunks: files up to ~3 GiB
-BLOB_FETCH_CONCURRENCY = 4  # chunk requests in flight per source
-BLOB_BATCH_MAX_CHUNKS = 8  # chunks in one raw request (2 MiB): per-request costs are paid once per batch
+BLOB_FETCH_CONCURRENCY = 2  # streamed requests in flight per source
+BLOB_BATCH_MAX_CHUNKS = 32  # chunks in one streamed raw request (8 MiB): long streams read like a plain download
 BLOB_SOURCE_MAX_FAILURES = 3  # a source that fails this many chunk requests is dropped for the fetch
 
 # --- embeddings -------------------------------------------------------------

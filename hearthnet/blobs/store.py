@@ -1,7 +1,12 @@
 """The blob store on disk: one file per chunk, named by its CID, written atomically.
 
     <dir>/<aa>/<hex>      a chunk or a manifest (a manifest is a chunk too)
-    <dir>/index.db        the blobs whose manifests are here: size, label, pinned, last use
+    <dir>/packs/<hex>     a fetched blob's chunks in one file, each at index * chunk size
+    <dir>/index.db        the blobs whose manifests are here (size, label, pinned, last use)
+                          and where each packed chunk lies
+
+A fetch writes its chunks into one pack file (one file per blob is much cheaper than
+one per chunk); local puts and uploads write chunk files. Reads find a chunk either way.
 
 Names come from hashes only, never from anything a peer sent, and a shard directory
 that turns out to be a symlink is refused, so nothing is ever written outside `<dir>`.
@@ -38,7 +43,12 @@ CREATE TABLE IF NOT EXISTS blobs (
     filename TEXT, mime_type TEXT, pinned INTEGER NOT NULL DEFAULT 0,
     added_at REAL NOT NULL, last_used REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS packed (
+    chunk TEXT NOT NULL, blob TEXT NOT NULL, offset INTEGER NOT NULL, size INTEGER NOT NULL, PRIMARY KEY (chunk, blob)
+);
+CREATE INDEX IF NOT EXISTS packed_blob ON packed(blob);
 """
+PACKS = "packs"
 
 DiskUsage = Callable[[Path], tuple[int, int]]  # (total bytes, used bytes) of the filesystem holding a path
 
@@ -120,7 +130,20 @@ class BlobStore:
         return p
 
     def has(self, cid: str) -> bool:
-        return self._path(cid).is_file()
+        return self._path(cid).is_file() or self._packed(cid) is not None
+
+    def _packed(self, cid: str) -> tuple[str, int, int] | None:
+        with self._lock:
+            conn = self._conn(create=False)
+            if conn is None:
+                return None
+            return conn.execute("SELECT blob, offset, size FROM packed WHERE chunk = ? LIMIT 1", (cid,)).fetchone()
+
+    def _pack_path(self, blob_cid: str) -> Path:
+        return self.root / PACKS / check_cid(blob_cid).split(":", 1)[1]
+
+    def pack_writer(self, manifest: BlobManifest) -> PackWriter:
+        return PackWriter(self, manifest)
 
     def write_chunk(self, cid: str, data: bytes, *, verified: bool = False, durable: bool = True) -> None:
         """Store one chunk. `verified`: the caller has just hashed `data` against `cid`.
@@ -162,11 +185,26 @@ class BlobStore:
             with translate_os_errors(f"cannot read {p}"):
                 data = p.read_bytes()
         except HearthNetError:
-            if not p.exists():
+            if p.exists():
+                raise
+            where = self._packed(cid)
+            if where is None:
                 raise HearthNetError("not_found", f"no blob chunk {cid} here", cid=cid) from None
-            raise
+            data = self._read_packed(cid, *where)
         verify_chunk(data, cid, code="db_corrupt")
         return data
+
+    def _read_packed(self, cid: str, blob: str, offset: int, size: int) -> bytes:
+        pack = self._pack_path(blob)
+        with translate_os_errors(f"cannot read {pack}"):
+            try:
+                fd = os.open(pack, os.O_RDONLY | os.O_NOFOLLOW)
+            except FileNotFoundError:
+                raise HearthNetError("db_corrupt", f"chunk {cid} is indexed in a pack that is gone", cid=cid) from None
+            try:
+                return os.pread(fd, size, offset)
+            finally:
+                os.close(fd)
 
     def delete_chunk(self, cid: str) -> bool:
         try:
@@ -333,6 +371,12 @@ class BlobStore:
                     break
                 remaining.discard(b.cid)
                 still = set().union(*(needed[c] for c in remaining)) if remaining else set()
+                pack = self._pack_path(b.cid)
+                if pack.exists() and not (needed[b.cid] & (keep | still)) - {b.cid}:
+                    freed += pack.stat().st_size
+                    chunks_removed += len(needed[b.cid]) - 1
+                    pack.unlink()
+                    self._conn().execute("DELETE FROM packed WHERE blob = ?", (b.cid,))
                 for cid in needed[b.cid] - keep - still:
                     size = self._size(cid)
                     if self.delete_chunk(cid):
@@ -343,6 +387,19 @@ class BlobStore:
             if not done():  # chunks no manifest names: abandoned uploads and transfers, once their grace is over
                 named = set().union(*(needed[c] for c in remaining)) if remaining else set()
                 cutoff = time.time() - self.orphan_grace_seconds
+                packs = self.root / PACKS
+                for pack in list(packs.iterdir()) if packs.is_dir() else []:
+                    blob = "blake3:" + pack.name
+                    if blob in remaining or blob in keep or pack.stat().st_mtime > cutoff:
+                        continue
+                    inside = {r[0] for r in self._conn().execute("SELECT chunk FROM packed WHERE blob = ?", (blob,))}
+                    if inside & (named | keep):
+                        continue  # another blob's only copy of a shared chunk lives here
+                    freed += pack.stat().st_size
+                    pack.unlink()
+                    chunks_removed += self._conn().execute("DELETE FROM packed WHERE blob = ?", (blob,)).rowcount
+                    if done():
+                        break
                 for cid in list(self.chunk_cids()):
                     if cid in named or cid in keep:
                         continue
@@ -359,7 +416,51 @@ class BlobStore:
             return GcReport(before, before - freed / total, blobs_removed, chunks_removed, freed)
 
     def total_bytes(self) -> int:
-        return sum(self._size(c) for c in self.chunk_cids())
+        packs = self.root / PACKS
+        return sum(self._size(c) for c in self.chunk_cids()) + (sum(p.stat().st_size for p in packs.iterdir()) if packs.is_dir() else 0)
+
+
+class PackWriter:
+    """Writes one blob's fetched chunks into its pack file (`pwrite` at index * chunk size) and
+    indexes them. Data first, index row after; `BlobStore.sync()` makes both durable before the
+    manifest is written. Not thread-safe: one writer per fetch."""
+
+    def __init__(self, store: BlobStore, manifest: BlobManifest) -> None:
+        self.store, self.manifest = store, manifest
+        self.path = store._pack_path(manifest.cid)
+        self._fd: int | None = None
+        self._rows: list[tuple[str, str, int, int]] = []
+
+    def write(self, ref: ChunkRef, data: bytes | memoryview) -> None:
+        if self._fd is None:
+            with translate_os_errors(f"cannot create {self.path}"):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                if self.path.parent.is_symlink():
+                    raise HearthNetError("storage_error", f"{self.path.parent} is a symlink; the blob store writes only inside {self.store.root}")
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        offset = ref.index * self.manifest.chunk_size_bytes
+        with translate_os_errors(f"cannot write {self.path}"):
+            view = memoryview(data)
+            while view:
+                view = view[os.pwrite(self._fd, view, offset + len(data) - len(view)):]
+        self._rows.append((ref.cid, self.manifest.cid, offset, ref.size_bytes))
+
+    def flush(self) -> None:
+        """Index the chunks written since the last flush (one transaction)."""
+        if not self._rows:
+            return
+        rows, self._rows = self._rows, []
+        with self.store._lock:
+            conn = self.store._conn()
+            conn.execute("BEGIN")
+            conn.executemany("INSERT OR REPLACE INTO packed(chunk, blob, offset, size) VALUES (?,?,?,?)", rows)
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.flush()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def remove_stale_temp(root: Path, older_than_seconds: float = 3600) -> int:
@@ -376,4 +477,4 @@ def remove_stale_temp(root: Path, older_than_seconds: float = 3600) -> int:
     return n
 
 
-__all__ = ["BlobInfo", "BlobStore", "GcReport", "remove_stale_temp"]
+__all__ = ["BlobInfo", "BlobStore", "GcReport", "PackWriter", "remove_stale_temp"]

@@ -63,6 +63,7 @@ class _Fetch:
         self.live: dict[str, Source] = {s.node_id: s for s in sources}
         self.failed: dict[str, HearthNetError] = {}  # chunk CID -> why no source could give it
         self.changed = asyncio.Condition()
+        self.pack = mgr.store.pack_writer(manifest)
 
     def _eligible(self, src: Source) -> list[ChunkRef]:
         """The next chunks for this source: up to a batch, fewer near the end so every source keeps busy."""
@@ -107,34 +108,79 @@ class _Fetch:
                 self.changed.notify_all()
 
     async def _batch(self, src: Source, refs: list[ChunkRef]) -> list[ChunkRef]:
-        """Fetch these chunks from one source in one request; returns the ones still to get."""
+        """Fetch these chunks from one source in one streamed request, verifying and writing each
+        as soon as its bytes are in; returns the ones still to get."""
         mgr = self.mgr
         total = sum(r.size_bytes for r in refs)
         path = CHUNK_PATH + refs[0].cid if len(refs) == 1 else BATCH_PATH + ",".join(r.cid for r in refs)
+        buf = bytearray()
+        done = 0
         try:
-            data = await mgr.client.get_bytes(src.url, path, max_bytes=total, timeout=mgr.chunk_timeout)
-            if len(data) != total:
-                raise HearthNetError("bad_request", f"{len(data)} bytes for chunks the manifest says are {total}")
+            async for block in mgr.client.iter_bytes(src.url, path, max_bytes=total, timeout=mgr.chunk_timeout):
+                buf += block
+                n = self._take(src, refs[done:], buf)
+                if n < 0:
+                    return refs[done:]  # a chunk hashed wrong: the source is dropped, the rest goes elsewhere
+                done += n
         except HearthNetError as exc:
             missing = set(exc.details.get("missing") or []) if exc.code == "not_found" and len(refs) > 1 else None
-            if missing is not None and missing < {r.cid for r in refs}:
+            if missing is not None and missing < {r.cid for r in refs[done:]}:
                 self.lacks[src.node_id].update(missing)  # it has the others: they stay eligible for it
             else:
-                for ref in refs:
+                for ref in refs[done:]:
                     self._blame(src, ref, exc)
-            return refs
-        good, bad = await asyncio.to_thread(_verify_and_write, mgr.store, refs, data)
-        r = self.report
-        r.fetched += len(good)
-        r.bytes_fetched += sum(ref.size_bytes for ref in good)
-        if good:
-            r.by_source[src.node_id] = r.by_source.get(src.node_id, 0) + len(good)
-            if self.progress:
-                self.progress(r.already_had + r.fetched, r.chunks, r.bytes_fetched)
-        if bad is not None:
-            self._blame(src, refs[len(good)], bad)
-            return refs[len(good):]
+            return refs[done:]
+        finally:
+            self.pack.flush()  # index what this request brought (one transaction per request)
+        if done < len(refs):
+            # The answer ended short: ask for the next chunk alone to learn why (damaged copy, gone, or a cut).
+            await self._single(src, refs[done])
+            return refs[done:]
         return []
+
+    def _take(self, src: Source, refs: list[ChunkRef], buf: bytearray) -> int:
+        """Verify and store every whole chunk at the front of `buf`; -1 if one is wrong."""
+        n = off = 0
+        view = memoryview(buf)
+        try:
+            while n < len(refs) and len(buf) - off >= refs[n].size_bytes:
+                ref = refs[n]
+                with view[off:off + ref.size_bytes] as part:
+                    try:
+                        verify_chunk(part, ref.cid)
+                    except HearthNetError as exc:
+                        self._blame(src, ref, exc)
+                        self._count(src, n)
+                        return -1
+                    self.pack.write(ref, part)  # into the page cache: cheaper here than a thread hop
+                off += ref.size_bytes
+                n += 1
+        finally:
+            view.release()
+        del buf[:off]
+        self._count(src, n, sum(r.size_bytes for r in refs[:n]))
+        return n
+
+    def _count(self, src: Source, n: int, nbytes: int = 0) -> None:
+        if not n:
+            return
+        r = self.report
+        r.fetched += n
+        r.bytes_fetched += nbytes
+        r.by_source[src.node_id] = r.by_source.get(src.node_id, 0) + n
+        if self.progress:
+            self.progress(r.already_had + r.fetched, r.chunks, r.bytes_fetched)
+
+    async def _single(self, src: Source, ref: ChunkRef) -> None:
+        try:
+            data = await self.mgr.client.get_bytes(src.url, CHUNK_PATH + ref.cid, max_bytes=ref.size_bytes, timeout=self.mgr.chunk_timeout)
+            verify_chunk(data, ref.cid)
+        except HearthNetError as exc:
+            self._blame(src, ref, exc)
+            return
+        self.pack.write(ref, data)
+        self.pack.flush()
+        self._count(src, 1, len(data))
 
     def _blame(self, src: Source, ref: ChunkRef, exc: HearthNetError) -> None:
         self.lacks[src.node_id].add(ref.cid)
@@ -153,25 +199,6 @@ class _Fetch:
         if lying or self.failures[src.node_id] >= C.BLOB_SOURCE_MAX_FAILURES or exc.code in ("not_member", "revoked", "forbidden"):
             self.live.pop(src.node_id, None)
             self.report.bad_sources.append(entry)
-
-
-def _verify_and_write(store: BlobStore, refs: list[ChunkRef], data: bytes) -> tuple[list[ChunkRef], HearthNetError | None]:
-    """Split a batch answer into its chunks, hash each, and write the good ones up to the first bad one."""
-    view = memoryview(data)
-    off = 0
-    good: list[ChunkRef] = []
-    try:
-        for ref in refs:
-            part = view[off:off + ref.size_bytes]
-            off += ref.size_bytes
-            verify_chunk(part, ref.cid)
-            store.write_chunk(ref.cid, part, verified=True, durable=False)
-            good.append(ref)
-    except HearthNetError as exc:
-        if exc.code != "bad_request":
-            raise  # the disk refused a write: the fetch fails, the source is not to blame
-        return good, exc
-    return good, None
 
 
 class TransferManager:
@@ -201,6 +228,16 @@ class TransferManager:
         finally:
             self._running.pop(cid, None)
 
+    def _intact(self, cid: str) -> bool:
+        """Here and whole: a chunk written by a fetch that a crash interrupted may not be (it is fetched again)."""
+        if not self.store.has(cid):
+            return False
+        try:
+            self.store.read_chunk(cid)
+            return True
+        except HearthNetError:
+            return False
+
     async def _manifest(self, cid: str, sources: list[Source], report: FetchReport) -> BlobManifest:
         if self.store.has(cid):
             return await asyncio.to_thread(self.store.manifest, cid)
@@ -224,22 +261,24 @@ class TransferManager:
         manifest = await self._manifest(cid, sources, report)
         report.size_bytes, report.chunks = manifest.size_bytes, len(manifest.chunks)
         seen: set[str] = set()
-        todo = []
+        unique = []
         for ref in manifest.chunks:
-            if ref.cid in seen:
-                continue  # the same bytes twice in a file: fetched once
-            seen.add(ref.cid)
-            if self.store.has(ref.cid):
-                report.already_had += 1
-            else:
-                todo.append(ref)
+            if ref.cid not in seen:  # the same bytes twice in a file: fetched once
+                seen.add(ref.cid)
+                unique.append(ref)
+        present = await asyncio.to_thread(lambda: [self._intact(ref.cid) for ref in unique])
+        todo = [ref for ref, here in zip(unique, present, strict=True) if not here]
+        report.already_had += len(unique) - len(todo)
         report.already_had += len(manifest.chunks) - len(seen)
         with self.store.in_flight([cid, *seen]):
             if todo:
                 if not sources:
                     raise HearthNetError("not_found", f"{cid}: {len(todo)} chunks missing and no source to fetch them from")
                 job = _Fetch(self, manifest, todo, sources, report, progress)
-                await asyncio.gather(*(job.worker(s) for s in sources for _ in range(self.concurrency)))
+                try:
+                    await asyncio.gather(*(job.worker(s) for s in sources for _ in range(self.concurrency)))
+                finally:
+                    job.pack.close()
                 if job.failed or job.pending:
                     n = len(job.failed) + len(job.pending)
                     why = next(iter(job.failed.values()), None)

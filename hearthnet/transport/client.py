@@ -213,9 +213,9 @@ class TransportClient:
         return await self.request("POST", url, path, payload, timeout=timeout)
 
     # --- raw bytes (blob chunks) -------------------------------------------------------
-    async def get_bytes(self, url: str, path: str, *, max_bytes: int, timeout: float | None = None) -> bytes:
-        """A signed GET answered with raw bytes. More than `max_bytes` is dropped unread
-        past the limit and raised as payload_too_large: nobody asked for it."""
+    async def iter_bytes(self, url: str, path: str, *, max_bytes: int, timeout: float | None = None) -> AsyncIterator[bytes]:
+        """A signed GET answered with raw bytes, as they arrive. Past `max_bytes` the
+        connection is dropped and payload_too_large raised: nobody asked for the rest."""
         headers = self._signed_headers("GET", path, b"")
         t = timeout or self.timeout
         with _translate(url):
@@ -225,12 +225,16 @@ class TransportClient:
                 declared = resp.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > max_bytes:
                     raise CallError("payload_too_large", f"{url}{path}: {declared} bytes, expected at most {max_bytes}")
-                buf = bytearray()
-                async for block in resp.aiter_bytes():
-                    buf += block
-                    if len(buf) > max_bytes:
+                seen = 0
+                async for block in resp.aiter_raw():
+                    seen += len(block)
+                    if seen > max_bytes:
                         raise CallError("payload_too_large", f"{url}{path}: more than the {max_bytes} bytes asked for")
-                return bytes(buf)
+                    yield block
+
+    async def get_bytes(self, url: str, path: str, *, max_bytes: int, timeout: float | None = None) -> bytes:
+        """The whole raw answer of a signed GET (at most `max_bytes`)."""
+        return b"".join([b async for b in self.iter_bytes(url, path, max_bytes=max_bytes, timeout=timeout)])
 
     async def put_bytes(self, url: str, path: str, data: bytes, *, timeout: float | None = None) -> Any:
         headers = self._signed_headers("PUT", path, data)

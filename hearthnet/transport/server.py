@@ -304,8 +304,10 @@ def build_app(node: Node) -> FastAPI:
         wanted = [check_cid(c) for c in cids.split(",")]
         if len(wanted) > C.BLOB_BATCH_MAX_CHUNKS:
             raise HearthNetError("bad_request", f"at most {C.BLOB_BATCH_MAX_CHUNKS} chunks per request")
-        return Response(await asyncio.to_thread(_read_many, node, wanted), media_type="application/octet-stream",
-                        headers={"Cache-Control": "no-store"})
+        missing = [c for c in wanted if not node.blobs.has(c)]
+        if missing:
+            raise HearthNetError("not_found", f"{len(missing)} of the {len(wanted)} chunks are not here", missing=missing)
+        return StreamingResponse(_stream_chunks(node, wanted), media_type="application/octet-stream", headers={"Cache-Control": "no-store"})
 
     @app.put("/blobs/v1/chunk/{cid}")
     async def blob_put(request: Request, cid: str) -> JSONResponse:
@@ -346,12 +348,16 @@ def build_app(node: Node) -> FastAPI:
     return app
 
 
-def _read_many(node: Node, cids: list[str]) -> bytes:
-    """The chunks back to back, each re-verified; all of them or an error naming what is missing."""
-    missing = [c for c in cids if not node.blobs.has(c)]
-    if missing:
-        raise HearthNetError("not_found", f"{len(missing)} of the {len(cids)} chunks are not here", missing=missing)
-    return b"".join([node.blobs.read_chunk(c) for c in cids])
+async def _stream_chunks(node: Node, cids: list[str]) -> AsyncIterator[bytes]:
+    """The chunks back to back, each re-verified as it is read: a damaged one ends the answer
+    short (the fetcher keeps the good ones before it and asks elsewhere for the rest)."""
+    for cid in cids:
+        try:
+            data = await asyncio.to_thread(node.blobs.read_chunk, cid)
+        except HearthNetError as exc:
+            node.log_error("chunk not served", cid=cid, code=exc.code, error=exc.message)
+            return
+        yield data
 
 
 async def _routed(node: Node, name: str, version: tuple[int, int], req: dict[str, Any], timeout: float, headers: dict[str, str]) -> Response:

@@ -42,7 +42,7 @@ sys.argv[0] = "hearthnet"
 main()
 """
 ENV = {"HEARTHNET_DISCOVERY__MDNS_ENABLED": "false", "HEARTHNET_DISCOVERY__UDP_ENABLED": "false",
-       "HEARTHNET_DISCOVERY__MANIFEST_REFRESH_SECONDS": "0.5"}
+       "HEARTHNET_DISCOVERY__MANIFEST_REFRESH_SECONDS": "60"}  # B verifies A at start; no refreshes during the measurement
 
 
 def free_port() -> int:
