@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hearthnet import config as config_mod
 from hearthnet import constants as C
@@ -75,7 +76,7 @@ class Home:
         return EventLog(db, cid, synchronous=ev.synchronous, max_payload_bytes=ev.max_payload_bytes, max_parked=ev.max_parked)
 
     # --- init ------------------------------------------------------------------
-    def init(self, *, create_community: str | None = None, display_name: str | None = None) -> InitResult:
+    def init(self, *, create_community: str | None = None, display_name: str | None = None, policy: Any = None) -> InitResult:
         """Create the data dir, node key and config; optionally a new community.
 
         Existing keys are kept. On any failure, whatever this call created is
@@ -103,7 +104,7 @@ class Home:
         try:
             if create_community:
                 root = keys.generate()
-                cid, data = genesis_data(create_community, root.node_id)
+                cid, data = genesis_data(create_community, root.node_id, policy)  # policy: PolicyData, default when None
                 keys.save(root, self.root_key_path)
                 cleanup.append(self.root_key_path)
                 cdir = self.config.community_dir(cid)

@@ -155,3 +155,30 @@ def site_set_cmd(
 
     for line in set_and_render(site_file, host, key, parse_value(value), render_all):
         console.print(line)
+
+
+@command("bootstrap")
+def bootstrap_cmd(
+    plan: Annotated[Path, typer.Option("--plan", help="bootstrap.json from render-profile.")],
+    invites: Annotated[Path | None, typer.Option("--invites", help="Invite directory (default: the plan's invites/ beside it).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run the community phase that applies to this box: create the community and issue invites (anchor), or redeem this box's invite.
+    Re-running a finished phase changes nothing; what cannot be done yet is listed as pending."""
+    import asyncio
+
+    from hearthnet.cli.app import home
+    from hearthnet.cli.commands_mesh import _with_client
+    from hearthnet.provision import bootstrap
+
+    def call_node(name: str, body: dict) -> dict:
+        return _with_client(home(), None, lambda c, u: c.call_remote(u, name, "1.0", body, timeout=30, trace_id="", session_id=None))
+
+    rep = bootstrap.run(home(), plan, invites=invites, call_node=call_node, run_async=asyncio.run)
+    if json_out:
+        emit_json(rep.as_dict())
+        return
+    for line in rep.done:
+        console.print(f"done     {line}")
+    for line in rep.pending:
+        console.print(f"pending  {line}")

@@ -87,8 +87,10 @@ def render_files(eff: Effective, *, site: Site | None = None, inputs: dict[str, 
     out["models.lock.json"] = _json({"version": 1, "models": lock})
     out["corpora.json"] = _json(corpora.plan_doc(v["corpora"], site.corpora if site is not None else None))
     if anchor:
+        # The hosts whose node ids the site knows get an invite each (invites/<host>.txt); the others wait.
+        hosts = {h: v.node_id for h, v in sorted(site.hosts.items()) if v.profile != "anchor"} if site else {}
         boot: dict[str, Any] = {"version": 1, "action": "create_community", "name": site.community.name if site else "HearthNet",
-                                "policy": site.community.policy.model_dump() if site else None}
+                                "policy": site.community.policy.model_dump() if site else None, "invites": "invites", "hosts": hosts}
     else:
         boot = {"version": 1, "action": "redeem_invite", "bootstrap": list(site.bootstrap) if site else [],
                 "invite": f"invites/{eff.host or eff.profile}.txt"}
