@@ -66,6 +66,20 @@ class BlobManifest:
         return m
 
 
+def manifest_of_file(path: Any, *, filename: str | None = None, chunk_size: int = C.CHUNK_SIZE_BYTES) -> BlobManifest:
+    """The manifest `file put` would give this file, computed without holding it in memory."""
+    refs: list[ChunkRef] = []
+    with open(path, "rb") as fh:
+        while True:
+            part = fh.read(chunk_size)
+            if not part and refs:
+                break
+            refs.append(ChunkRef(len(refs), blake3_hex(part), len(part)))
+            if not part:
+                break
+    return BlobManifest(sum(r.size_bytes for r in refs), chunk_size, tuple(refs), None, filename)
+
+
 def manifest_from_dict(d: Any) -> BlobManifest:
     """A manifest sent as JSON (file.put): its CID is computed here, from its canonical form."""
     if not isinstance(d, dict):
@@ -101,4 +115,4 @@ def chunk_blob(data: bytes, *, chunk_size: int = C.CHUNK_SIZE_BYTES, mime_type: 
     return BlobManifest(len(data), chunk_size, refs, mime_type, filename), parts
 
 
-__all__ = ["CID_RE", "BlobManifest", "ChunkRef", "check_cid", "chunk_blob", "manifest_from_dict", "verify_chunk"]
+__all__ = ["CID_RE", "BlobManifest", "ChunkRef", "check_cid", "chunk_blob", "manifest_from_dict", "manifest_of_file", "verify_chunk"]

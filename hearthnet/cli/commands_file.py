@@ -49,49 +49,50 @@ def put_cmd(
     """Store a file on the node (pinned) and advertise it; prints its CID."""
     if not path.is_file():
         raise HearthNetError("not_found", f"{path}: no such file")
-    size = path.stat().st_size
-
-    async def go(c: TransportClient, u: str) -> dict[str, Any]:
-        refs: list[ChunkRef] = []
-        sem = asyncio.Semaphore(UPLOADS_IN_FLIGHT)
-        uploads: list[asyncio.Task[Any]] = []
-        with _bar(json_out) as bar, translate_os_errors(f"cannot read {path}"), path.open("rb") as fh:
-            task = bar.add_task(path.name[:40], total=size)
-
-            async def upload(cid: str, data: bytes) -> None:
-                try:
-                    await c.put_bytes(u, CHUNK_PATH + cid, data, timeout=120)
-                finally:
-                    sem.release()
-                bar.advance(task, len(data))
-
-            try:
-                while True:
-                    data = fh.read(C.CHUNK_SIZE_BYTES)
-                    if not data and refs:
-                        break
-                    cid = blake3_hex(data)
-                    refs.append(ChunkRef(len(refs), cid, len(data)))
-                    await sem.acquire()
-                    failed = next((t for t in uploads if t.done() and t.exception()), None)
-                    if failed is not None:
-                        raise failed.exception()  # type: ignore[misc]
-                    uploads.append(asyncio.create_task(upload(cid, data)))
-                    if not data:
-                        break  # an empty file is one empty chunk
-                await asyncio.gather(*uploads)
-            finally:
-                for t in uploads:
-                    t.cancel()
-        manifest = BlobManifest(sum(r.size_bytes for r in refs), C.CHUNK_SIZE_BYTES, tuple(refs), None, path.name)
-        return await c.call_remote(u, "file.put", "1.0", {"manifest": manifest.as_dict(), "advertise": not no_advertise},
-                                   timeout=120, trace_id="", session_id=None)
-
-    out = _with_client(home(), node, go)
+    out = _with_client(home(), node, lambda c, u: upload(c, u, path, advertise=not no_advertise, quiet=json_out))
     if json_out:
         emit_json({**out, "filename": path.name})
         return
     print(out["cid"])
+
+
+async def upload(c: TransportClient, u: str, path: Path, *, advertise: bool = True, quiet: bool = False) -> dict[str, Any]:
+    """Cut a file into chunks, upload them raw to the node (a few at a time, with a progress bar),
+    then have it store, pin and (by default) advertise the manifest. Returns file.put's answer."""
+    refs: list[ChunkRef] = []
+    sem = asyncio.Semaphore(UPLOADS_IN_FLIGHT)
+    uploads: list[asyncio.Task[Any]] = []
+    with _bar(quiet) as bar, translate_os_errors(f"cannot read {path}"), path.open("rb") as fh:
+        task = bar.add_task(path.name[:40], total=path.stat().st_size)
+
+        async def one(cid: str, data: bytes) -> None:
+            try:
+                await c.put_bytes(u, CHUNK_PATH + cid, data, timeout=120)
+            finally:
+                sem.release()
+            bar.advance(task, len(data))
+
+        try:
+            while True:
+                data = fh.read(C.CHUNK_SIZE_BYTES)
+                if not data and refs:
+                    break
+                cid = blake3_hex(data)
+                refs.append(ChunkRef(len(refs), cid, len(data)))
+                await sem.acquire()
+                failed = next((t for t in uploads if t.done() and t.exception()), None)
+                if failed is not None:
+                    raise failed.exception()  # type: ignore[misc]
+                uploads.append(asyncio.create_task(one(cid, data)))
+                if not data:
+                    break  # an empty file is one empty chunk
+            await asyncio.gather(*uploads)
+        finally:
+            for t in uploads:
+                t.cancel()
+    manifest = BlobManifest(sum(r.size_bytes for r in refs), C.CHUNK_SIZE_BYTES, tuple(refs), None, path.name)
+    return await c.call_remote(u, "file.put", "1.0", {"manifest": manifest.as_dict(), "advertise": advertise},
+                               timeout=120, trace_id="", session_id=None)
 
 
 def _target(out: Path, label: str | None, cid: str) -> Path:

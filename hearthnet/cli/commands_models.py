@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
+from hearthnet.cli.commands_mesh import _codes
 from hearthnet.cli.app import JsonOpt, app, command, emit_json, home, make_console, table
 from hearthnet.errors import HearthNetError
 from hearthnet.provision import bundle, lock, models
@@ -115,9 +116,11 @@ def fetch_cmd(
     mirror: Annotated[list[str] | None, typer.Option("--mirror", help="A directory or http(s) URL holding model files by name; repeat to try several in order.")] = None,
     from_bundle: Annotated[Path | None, typer.Option("--bundle", help="An offline bundle (verified first; its models/ is tried before any mirror).")] = None,
     upstream: Annotated[bool, typer.Option("--upstream", help="Also try the upstream URLs of the index (the internet); off unless asked.")] = False,
+    no_mesh: Annotated[bool, typer.Option("--no-mesh", help="Do not try the anchor's copies over the mesh (through this box's running node).")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Bring the pinned files this box lacks into its models dir: bundle, mirrors, then upstream; each verified before it is moved into place."""
+    """Bring the pinned files this box lacks into its models dir: bundle, mirrors, the anchor over the mesh, then upstream;
+    each verified before it is moved into place."""
     lk = lock.load_lock(_lock_path(lock_file))
     mirrors = list(mirror or [])
     if from_bundle is not None:
@@ -125,7 +128,8 @@ def fetch_cmd(
         mirrors.insert(0, str(from_bundle.resolve() / "models"))
     with _bar(json_out) as bar:
         tasks = {m.id: bar.add_task(m.id, total=m.size) for m in lk.models}
-        res = lock.fetch_sync(lk, _models_dir(), mirrors, upstream=upstream, progress=lambda i, n: bar.advance(tasks[i], n))
+        res = lock.fetch_sync(lk, _models_dir(), mirrors, upstream=upstream, progress=lambda i, n: bar.advance(tasks[i], n),
+                              blobs=None if no_mesh else _mesh_reader())
     if json_out:
         emit_json(res.as_dict())
     else:
@@ -137,6 +141,56 @@ def fetch_cmd(
             console.print(f"failed   {i}: " + "; ".join(why))
     if res.failed:
         raise HearthNetError("not_found", f"no source had a verified copy of {', '.join(res.failed)}")
+
+
+def _mesh_reader():
+    """A blob's bytes by CID: this box's running node fetches it from the nodes that advertise it
+    (file.fetch: every chunk verified), then the bytes are read from the local blob store."""
+    from hearthnet.blobs.store import BlobStore
+    from hearthnet.transport.local import with_node
+
+    h = home()
+
+    async def read(cid: str):
+        async def fetch(c, u):
+            async for frame in c.stream_remote(u, "file.fetch", "1.0", {"cid": cid}, timeout=3600, trace_id="", session_id=None):
+                if frame["event"] == "error":
+                    raise HearthNetError(frame["data"].get("code", "internal") if frame["data"].get("code") in _codes() else "internal",
+                                         f"over the mesh: {frame['data'].get('message')}")
+
+        await with_node(h, None, fetch)
+        store = BlobStore(h.config.path(h.config.file.blobs_dir))
+        try:
+            async for _, data in store.stream(cid):
+                yield data
+        finally:
+            store.close()
+
+    return read
+
+
+@command("publish", group=models_app)
+def publish_cmd(lock_file: LockOpt = None, json_out: JsonOpt = False) -> None:
+    """On the anchor: put every pinned model file this box has into its blob store, pinned and advertised,
+    so other boxes' `models fetch` can get it over the mesh (by the CID the index names)."""
+    from hearthnet.cli.commands_file import upload
+    from hearthnet.cli.commands_mesh import _with_client
+
+    lk = lock.load_lock(_lock_path(lock_file))
+    out = []
+    for m in lk.models:
+        p = lock.local_path(m, _models_dir())
+        if p is None:
+            out.append({"id": m.id, "cid": None, "state": "missing here"})
+            continue
+        res = _with_client(home(), None, lambda c, u, p=p: upload(c, u, p, quiet=json_out))
+        wanted = [s["cid"] for s in m.sources if s.get("kind") == "anchor"]
+        out.append({"id": m.id, "cid": res["cid"], "state": "published" if not wanted or res["cid"] in wanted else "published (CID differs from the index)"})
+    if json_out:
+        emit_json(out)
+        return
+    for r in out:
+        console.print(f"{r['state']:<10} {r['id']} {r['cid'] or ''}")
 
 
 @command("bundle", group=models_app)

@@ -16,7 +16,7 @@ import asyncio
 import hashlib
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,16 +132,22 @@ class FetchResult:
         return {"fetched": self.fetched, "present": self.present, "failed": self.failed}
 
 
-def _candidates(m: LockedModel, mirrors: list[str], upstream: bool) -> list[str]:
-    """Sources in order: each mirror (the file by its mirror path or name), then upstream URLs if allowed."""
+BlobReader = Callable[[str], AsyncIterator[bytes]]  # blob CID -> its bytes, fetched over the mesh
+
+
+def _candidates(m: LockedModel, mirrors: list[str], upstream: bool, mesh: bool = False) -> list[str]:
+    """Sources in order: each mirror (the file by its mirror path or name), the anchor's blob over
+    the mesh (`anchor:<cid>`), then upstream URLs if allowed."""
     names = [s["path"] for s in m.sources if s.get("kind") == "mirror"] or [m.file]
     out = [f"{mirror.rstrip('/')}/{name}" for mirror in mirrors for name in dict.fromkeys(names)]
+    if mesh:
+        out += [f"anchor:{s['cid']}" for s in m.sources if s.get("kind") == "anchor"]
     if upstream:
         out += [s["url"] for s in m.sources if s.get("kind") == "upstream"]
     return out
 
 
-async def _copy_into(src: str, tmp: Path, m: LockedModel, progress: Progress | None) -> None:
+async def _copy_into(src: str, tmp: Path, m: LockedModel, progress: Progress | None, blobs: BlobReader | None = None) -> None:
     """Stream one source into tmp while hashing; raise on a short, long or wrong file."""
     from hearthnet.transport.client import ServiceClient  # the one HTTP client
 
@@ -158,7 +164,10 @@ async def _copy_into(src: str, tmp: Path, m: LockedModel, progress: Progress | N
             progress(m.id, len(block))
 
     with open(tmp, "wb") as fh:
-        if src.startswith(("http://", "https://")):
+        if src.startswith("anchor:") and blobs is not None:
+            async for block in blobs(src.removeprefix("anchor:")):
+                take(block, fh)
+        elif src.startswith(("http://", "https://")):
             base, _, name = src.rpartition("/")
             client = ServiceClient(base, timeout=60)
             try:
@@ -179,7 +188,8 @@ async def _copy_into(src: str, tmp: Path, m: LockedModel, progress: Progress | N
         raise HearthNetError("db_corrupt", f"{src}: {size} bytes, sha256 {h.hexdigest()[:12]}… does not match the lock")
 
 
-async def fetch(lock: Lock, models_dir: Path, mirrors: list[str], *, upstream: bool = False, progress: Progress | None = None) -> FetchResult:
+async def fetch(lock: Lock, models_dir: Path, mirrors: list[str], *, upstream: bool = False, progress: Progress | None = None,
+                blobs: BlobReader | None = None) -> FetchResult:
     """Bring every pinned file the box lacks (or has wrong) into models_dir; verified before it is moved into place."""
     res = FetchResult()
     for m in lock.models:
@@ -190,9 +200,9 @@ async def fetch(lock: Lock, models_dir: Path, mirrors: list[str], *, upstream: b
         models_dir.mkdir(parents=True, exist_ok=True)
         tmp = models_dir / f"{PARTIAL}{m.file}"
         tried = []
-        for src in _candidates(m, mirrors, upstream):
+        for src in _candidates(m, mirrors, upstream, mesh=blobs is not None):
             try:
-                await _copy_into(src, tmp, m, progress)
+                await _copy_into(src, tmp, m, progress, blobs)
             except HearthNetError as exc:
                 tmp.unlink(missing_ok=True)  # a bad or short source leaves nothing behind
                 tried.append(f"{src}: [{exc.code}] {exc.message}")
@@ -210,8 +220,9 @@ async def fetch(lock: Lock, models_dir: Path, mirrors: list[str], *, upstream: b
     return res
 
 
-def fetch_sync(lock: Lock, models_dir: Path, mirrors: list[str], *, upstream: bool = False, progress: Progress | None = None) -> FetchResult:
-    return asyncio.run(fetch(lock, models_dir, mirrors, upstream=upstream, progress=progress))
+def fetch_sync(lock: Lock, models_dir: Path, mirrors: list[str], *, upstream: bool = False, progress: Progress | None = None,
+               blobs: BlobReader | None = None) -> FetchResult:
+    return asyncio.run(fetch(lock, models_dir, mirrors, upstream=upstream, progress=progress, blobs=blobs))
 
 
 def copy_verified(m: LockedModel, src: Path, dest_dir: Path) -> Path:

@@ -157,7 +157,10 @@ def add_model(file: Path, index: Path | None = None, **fields: Any) -> tuple[dic
     load_index(p)  # the index must be valid before we touch it
     size, digest = file.stat().st_size, sha256_of(file)
     fmt = fields.get("format") or ("gguf" if file.suffix.lower() == ".gguf" else "safetensors")
-    sources: list[dict[str, Any]] = [{"kind": "mirror", "path": file.name}]
+    from hearthnet.blobs.chunker import manifest_of_file
+
+    # The blob CID `hearthnet file put FILE` (or `models publish`) gives it on the anchor: fetchable over the mesh.
+    sources: list[dict[str, Any]] = [{"kind": "mirror", "path": file.name}, {"kind": "anchor", "cid": manifest_of_file(file, filename=file.name).cid}]
     if fields.get("url"):
         sources.append({"kind": "upstream", "url": fields["url"]})
     entry = {
