@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from hearthnet import constants as C
@@ -41,8 +42,8 @@ class BlobManifest:
     def encode(self) -> bytes:
         return canonical_json(self.as_dict())
 
-    @property
-    def cid(self) -> str:
+    @cached_property
+    def cid(self) -> str:  # cached: a transfer asks for it once per chunk
         return blake3_hex(self.encode())
 
     @classmethod
@@ -109,8 +110,10 @@ def verify_chunk(data: bytes, expected_cid: str, *, code: str = "bad_request") -
 
 
 def chunk_blob(data: bytes, *, chunk_size: int = C.CHUNK_SIZE_BYTES, mime_type: str | None = None,
-               filename: str | None = None) -> tuple[BlobManifest, list[bytes]]:
-    parts = [data[i:i + chunk_size] for i in range(0, len(data), chunk_size)] or [b""]
+               filename: str | None = None) -> tuple[BlobManifest, list[memoryview]]:
+    """The manifest and the chunks (views into `data`, not copies: hashing a large blob stays at blake3's speed)."""
+    view = memoryview(data)
+    parts = [view[i:i + chunk_size] for i in range(0, len(data), chunk_size)] or [memoryview(b"")]
     refs = tuple(ChunkRef(i, blake3_hex(p), len(p)) for i, p in enumerate(parts))
     return BlobManifest(len(data), chunk_size, refs, mime_type, filename), parts
 

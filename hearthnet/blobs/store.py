@@ -145,7 +145,7 @@ class BlobStore:
     def pack_writer(self, manifest: BlobManifest) -> PackWriter:
         return PackWriter(self, manifest)
 
-    def write_chunk(self, cid: str, data: bytes, *, verified: bool = False, durable: bool = True) -> None:
+    def write_chunk(self, cid: str, data: bytes | memoryview, *, verified: bool = False, durable: bool = True) -> None:
         """Store one chunk. `verified`: the caller has just hashed `data` against `cid`.
         `durable=False`: no fsync now; the caller calls `sync()` before it relies on it."""
         if not verified:
@@ -232,7 +232,7 @@ class BlobStore:
         so a manifest present means its chunks are too."""
         manifest, parts = chunk_blob(data, chunk_size=chunk_size, mime_type=mime_type, filename=filename)
         for ref, part in zip(manifest.chunks, parts, strict=True):
-            self.write_chunk(ref.cid, part)
+            self.write_chunk(ref.cid, part, verified=True)  # chunk_blob has just hashed it
         self.add_manifest(manifest, pin=pin)
         return manifest
 
@@ -426,8 +426,8 @@ class PackWriter:
     manifest is written. Not thread-safe: one writer per fetch."""
 
     def __init__(self, store: BlobStore, manifest: BlobManifest) -> None:
-        self.store, self.manifest = store, manifest
-        self.path = store._pack_path(manifest.cid)
+        self.store, self.manifest, self.blob = store, manifest, manifest.cid
+        self.path = store._pack_path(self.blob)
         self._fd: int | None = None
         self._rows: list[tuple[str, str, int, int]] = []
 
@@ -443,7 +443,7 @@ class PackWriter:
             view = memoryview(data)
             while view:
                 view = view[os.pwrite(self._fd, view, offset + len(data) - len(view)):]
-        self._rows.append((ref.cid, self.manifest.cid, offset, ref.size_bytes))
+        self._rows.append((ref.cid, self.blob, offset, ref.size_bytes))
 
     def flush(self) -> None:
         """Index the chunks written since the last flush (one transaction)."""
