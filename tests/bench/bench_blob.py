@@ -15,40 +15,21 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import sys
 import time
 from pathlib import Path
 
 from benchlib import args as parse_args
-from benchlib import emit, start_node, tmpdir
+from benchlib import emit, free_port, node_with_route, start_node, tmpdir
 
 REPEATS = 3
-SERVER = """
-import sys
-from pathlib import Path
-import hearthnet.transport.server as server
-from fastapi.responses import FileResponse
-original = server.build_app
-def build_app(node):
-    app = original(node)
+SERVER = node_with_route("from fastapi.responses import FileResponse", """
     @app.get("/bench/file/{i}")
     async def plain(i: int):
         return FileResponse(node.config.data_dir / "bench" / f"{i}.bin", media_type="application/octet-stream")
-    return app
-server.build_app = build_app
-from hearthnet.cli import main
-sys.argv[0] = "hearthnet"
-main()
-"""
+""")
 ENV = {"HEARTHNET_DISCOVERY__MDNS_ENABLED": "false", "HEARTHNET_DISCOVERY__UDP_ENABLED": "false",
        "HEARTHNET_DISCOVERY__MANIFEST_REFRESH_SECONDS": "60"}  # B verifies A at start; no refreshes during the measurement
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def hearthnet(d: Path, *argv: str) -> str:
@@ -143,7 +124,7 @@ def main() -> None:
         pa, pb = free_port(), free_port()
         procs = []
         try:
-            proc_a, a_url = start_node(ha.data_dir, pa, ENV, [sys.executable, "-c", SERVER])
+            proc_a, a_url = start_node(ha.data_dir, pa, ENV, SERVER)
             procs.append(proc_a)
             hearthnet(ha.data_dir, "member", "add", json.loads(hearthnet(hb.data_dir, "id", "--json"))["node_id"])
             hearthnet(hb.data_dir, "join", a_url)

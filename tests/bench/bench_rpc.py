@@ -12,41 +12,21 @@ cap one peer at 100 calls/s per capability).
 from __future__ import annotations
 
 import asyncio
-import socket
-import sys
 import time
 from pathlib import Path
 
 from benchlib import args as parse_args
-from benchlib import emit, start_node, tmpdir
+from benchlib import emit, free_port, node_with_route, start_node, tmpdir
 
 CONCURRENCY = 32
 LIMITS = {"HEARTHNET_TRANSPORT__RATE_SOFT_RPS_PER_CAP": "1000000", "HEARTHNET_TRANSPORT__RATE_HARD_RPS_PER_CAP": "1000000",
           "HEARTHNET_TRANSPORT__RATE_SOFT_RPS_TOTAL": "1000000", "HEARTHNET_TRANSPORT__RATE_HARD_RPS_TOTAL": "1000000",
           "HEARTHNET_DISCOVERY__MDNS_ENABLED": "false", "HEARTHNET_DISCOVERY__UDP_ENABLED": "false"}
-SERVER = """
-import sys
-import hearthnet.transport.server as server
-from fastapi.responses import JSONResponse
-from fastapi import Request
-original = server.build_app
-def build_app(node):
-    app = original(node)
+SERVER = node_with_route("from fastapi import Request\nfrom fastapi.responses import JSONResponse", """
     @app.post("/bench/echo")
     async def echo(request: Request):
         return JSONResponse({"result": await request.json()})
-    return app
-server.build_app = build_app
-from hearthnet.cli import main
-sys.argv[0] = "hearthnet"
-main()
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+""")
 
 
 async def load(n: int, one) -> tuple[float, float, float]:
@@ -105,7 +85,7 @@ def main() -> None:
     with tmpdir() as d:
         home = Home.open(Path(d) / "server")
         home.init(create_community="Benchdorf")
-        proc, url = start_node(home.data_dir, free_port(), LIMITS, [sys.executable, "-c", SERVER])
+        proc, url = start_node(home.data_dir, free_port(), LIMITS, SERVER)
         try:
             (s_rate, s_p50, s_p99), (b_rate, b_p50, b_p99) = asyncio.run(run_client(Home.open(home.data_dir), url, a.n))
         finally:

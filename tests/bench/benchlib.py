@@ -72,6 +72,35 @@ def post(i: int) -> dict[str, Any]:
     return {"title": f"Fresh eggs #{i}", "category": "offer", "body": "A dozen eggs from the hill farm, collect by Friday.", "tags": ["food", "eggs"], "price": 3}
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def node_with_route(imports: str, route: str) -> list[str]:
+    """argv of a `hearthnet` process whose app has one extra, unsigned route (a same-run
+    baseline on the same uvicorn). `route` is the decorated handler, indented 4 spaces,
+    with `node` and `app` in scope."""
+    program = f"""
+import sys
+import hearthnet.transport.server as server
+{imports}
+original = server.build_app
+def build_app(node):
+    app = original(node)
+{route}
+    return app
+server.build_app = build_app
+from hearthnet.cli import main
+sys.argv[0] = "hearthnet"
+main()
+"""
+    return [sys.executable, "-c", program]
+
+
 def start_node(data_dir: Path, port: int, env: dict[str, str], argv_prefix: list[str] | None = None) -> tuple[Any, str]:
     """Start `hearthnet run` for data_dir on 127.0.0.1:port; returns (process, url) once it is up."""
     import os
