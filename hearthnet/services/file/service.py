@@ -149,6 +149,7 @@ class FileService:
         finally:
             if not task.done():
                 task.cancel()
+        await asyncio.to_thread(self.store.gc)  # a large fetch may have pushed the disk past the threshold (cheap when not)
         yield {"event": "done", "data": report.as_dict()}
 
     async def _unpin(self, body: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
