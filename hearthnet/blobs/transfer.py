@@ -64,6 +64,7 @@ class _Fetch:
         self.failed: dict[str, HearthNetError] = {}  # chunk CID -> why no source could give it
         self.changed = asyncio.Condition()
         self.pack = mgr.store.pack_writer(manifest)
+        self.fatal: BaseException | None = None  # our own failure (the disk): every worker stops
 
     def _eligible(self, src: Source) -> list[ChunkRef]:
         """The next chunks for this source: up to a batch, fewer near the end so every source keeps busy."""
@@ -90,7 +91,7 @@ class _Fetch:
         while True:
             async with self.changed:
                 while True:
-                    if src.node_id not in self.live:
+                    if src.node_id not in self.live or self.fatal is not None:
                         return
                     refs = self._eligible(src)
                     if refs:
@@ -99,7 +100,14 @@ class _Fetch:
                     if not self.pending and self.busy == 0:
                         return
                     await self.changed.wait()  # a chunk in flight elsewhere may fail and come back
-            left = await self._batch(src, refs)
+            try:
+                left = await self._batch(src, refs)
+            except BaseException as exc:
+                async with self.changed:
+                    self.busy -= 1
+                    self.fatal = self.fatal or exc
+                    self.changed.notify_all()
+                raise
             async with self.changed:
                 self.busy -= 1
                 if left:
@@ -123,6 +131,8 @@ class _Fetch:
                     return refs[done:]  # a chunk hashed wrong: the source is dropped, the rest goes elsewhere
                 done += n
         except HearthNetError as exc:
+            if exc.code == "storage_error":
+                raise  # our disk refused the write: not the source's fault, and the fetch cannot go on
             missing = set(exc.details.get("missing") or []) if exc.code == "not_found" and len(refs) > 1 else None
             if missing is not None and missing < {r.cid for r in refs[done:]}:
                 self.lacks[src.node_id].update(missing)  # it has the others: they stay eligible for it

@@ -148,3 +148,24 @@ def test_chunks_a_source_lacks_come_from_another(mesh):
         assert rep.by_source.get(a.node_id, 0) >= 8 and sum(rep.by_source.values()) == 13
 
     mesh.run(scenario)
+
+
+def test_a_local_disk_failure_stops_the_fetch_without_blaming_sources(mesh, tmp_path):
+    async def scenario(m):
+        a, b = await m.create(2)
+        cid = a.blobs.put(os.urandom(2 * MIB)).cid
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        b.blobs.root.mkdir(parents=True, exist_ok=True)
+        (b.blobs.root / "packs").symlink_to(elsewhere)  # the store refuses to write through it
+        before = len(asyncio.all_tasks())
+        with pytest.raises(HearthNetError) as e:
+            await b.transfer.fetch(cid, b.blob_sources(cid, [a.node_id]))
+        assert e.value.code == "storage_error" and not any(elsewhere.iterdir()) and not b.blobs.has_blob(cid)
+        await asyncio.sleep(0.05)
+        assert len(asyncio.all_tasks()) <= before  # no worker left waiting
+        (b.blobs.root / "packs").unlink()
+        rep = await b.transfer.fetch(cid, b.blob_sources(cid, [a.node_id]))
+        assert not rep.bad_sources and b.blobs.get(cid) == a.blobs.get(cid)
+
+    mesh.run(scenario)
