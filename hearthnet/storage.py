@@ -104,12 +104,10 @@ def translate_os_errors(what: str) -> Iterator[None]:
         raise HearthNetError("storage_error", f"{what}: {reason}") from exc
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644, durable: bool = True) -> None:
+def atomic_write_bytes(path: Path, data: bytes | memoryview, *, mode: int = 0o644) -> None:
     """Write `data` to `path` so that readers see the old file or the new one, never half.
 
     Temp file in the same directory, fsync, chmod, rename, fsync the directory.
-    `durable=False` skips both fsyncs, for many small files that the caller makes
-    durable at once afterwards (`sync_filesystem`).
     """
     path = Path(path)
     with translate_os_errors(f"cannot write {path}"):
@@ -118,17 +116,15 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644, durable: b
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-                if durable:
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                fh.flush()
+                os.fsync(fh.fileno())
             os.chmod(tmp, mode)
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
-        if durable:
-            fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
 
 def atomic_write_text(path: Path, text: str, *, mode: int = 0o644) -> None:

@@ -97,7 +97,6 @@ class BlobStore:
         self._lock = threading.RLock()
         self._db: Any = None
         self._in_flight: Counter[str] = Counter()
-        self._shards: set[str] = set()  # shard directories known to exist
 
     # --- the index (created on the first write, so a store nobody wrote to leaves no files) ---
     def _conn(self, create: bool = True) -> Any:
@@ -145,35 +144,16 @@ class BlobStore:
     def pack_writer(self, manifest: BlobManifest) -> PackWriter:
         return PackWriter(self, manifest)
 
-    def write_chunk(self, cid: str, data: bytes | memoryview, *, verified: bool = False, durable: bool = True) -> None:
-        """Store one chunk. `verified`: the caller has just hashed `data` against `cid`.
-        `durable=False`: no fsync now; the caller calls `sync()` before it relies on it."""
+    def write_chunk(self, cid: str, data: bytes | memoryview, *, verified: bool = False) -> None:
+        """Store one chunk file. `verified`: the caller has just hashed `data` against `cid`."""
         if not verified:
             verify_chunk(data, cid)  # what is stored under a CID is always what the CID names
-        if durable:
-            p = self._safe_path(cid)
-            if not p.is_file() or p.is_symlink():
-                atomic_write_bytes(p, data)  # rename replaces a planted symlink, never writes through it
-            return
-        # The bulk path (transfers): the same temp-then-rename, with the shard checked once, not per chunk.
-        p = self._path(cid)
-        with translate_os_errors(f"cannot write {p}"):
-            if p.parent.name not in self._shards:
-                p = self._safe_path(cid)
-                p.parent.mkdir(parents=True, exist_ok=True)
-                self._shards.add(p.parent.name)
-            tmp = p.parent / f".{p.name[:16]}.{os.getpid()}.{threading.get_ident()}.tmp"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-            finally:
-                os.close(fd)
-            os.replace(tmp, p)
+        p = self._safe_path(cid)
+        if not p.is_file() or p.is_symlink():
+            atomic_write_bytes(p, data)  # rename replaces a planted symlink, never writes through it
 
     def sync(self) -> None:
-        """Make every chunk written with durable=False durable (one syncfs for all of them)."""
+        """Make what pack writers wrote durable (one syncfs for all of it)."""
         if self.root.is_dir():
             sync_filesystem(self.root)
 

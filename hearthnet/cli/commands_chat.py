@@ -5,17 +5,13 @@ from typing import Annotated, Any
 
 import typer
 
-from hearthnet.cli.app import JsonOpt, app, command, emit_json, home, make_console
-from hearthnet.cli.commands_mesh import NodeOpt, _with_client
+from hearthnet.cli.app import JsonOpt, app, command, emit_json, make_console
+from hearthnet.cli.commands_mesh import NodeOpt, call_node
 from hearthnet.identity.keys import parse_node_id
 
 console = make_console()
 chat_app = typer.Typer(help="Private messages between boxes, encrypted end to end, delivered when the other box is on.", no_args_is_help=True)
 app.add_typer(chat_app, name="chat")
-
-
-def _call(name: str, body: dict[str, Any], node: str | None) -> Any:
-    return _with_client(home(), node, lambda c, u: c.call_remote(u, name, "1.0", body, timeout=60, trace_id="", session_id=None))
 
 
 @command("send", group=chat_app)
@@ -27,7 +23,7 @@ def send_cmd(
 ) -> None:
     """Send a message; prints how it left: direct, forwarded (a peer carries it) or queued (sent when the recipient returns)."""
     parse_node_id(to)
-    out = _call("chat.send", {"to": to, "body": body}, node)
+    out = call_node("chat.send", {"to": to, "body": body}, node, timeout=60)
     emit_json(out) if json_out else console.print(f"{out['msg_id']}: {out['delivery']}")
 
 
@@ -43,9 +39,9 @@ def history_cmd(
     if peer:
         parse_node_id(peer)
         body["peer"] = peer
-    out = _call("chat.history", body, node)
+    out = call_node("chat.history", body, node)
     if mark_read and peer:
-        out["marked"] = _call("chat.read", {"peer": peer}, node)["marked"]
+        out["marked"] = call_node("chat.read", {"peer": peer}, node)["marked"]
     if json_out:
         emit_json(out)
         return

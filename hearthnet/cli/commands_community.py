@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from hearthnet.cli.app import JsonOpt, app, command, emit_json, home, make_console
-from hearthnet.cli.commands_mesh import NodeOpt, _with_client, member_app
+from hearthnet.cli.commands_mesh import NodeOpt, call_node, member_app
 from hearthnet.errors import HearthNetError
 from hearthnet.identity.keys import parse_node_id, short_of
 from hearthnet.storage import atomic_write_bytes, atomic_write_text, translate_os_errors
@@ -17,10 +17,6 @@ console = make_console()
 invite_app = typer.Typer(help="Invites: signed, expiring, bound to the invitee's node id.", no_args_is_help=True)
 app.add_typer(invite_app, name="invite")
 NodeIdArg = Annotated[str, typer.Argument(metavar="NODE_ID", help="Full node id (hearthnet id on that box).")]
-
-
-def _call(name: str, body: dict[str, Any], node: str | None) -> Any:
-    return _with_client(home(), node, lambda c, u: c.call_remote(u, name, "1.0", body, timeout=30, trace_id="", session_id=None))
 
 
 @command("create", group=invite_app)
@@ -42,7 +38,7 @@ def create_cmd(
     body: dict[str, Any] = {"node_id": node_id, "level": level, "ttl_seconds": ttl, "single_use": not multi_use}
     if endpoint:
         body["endpoints"] = endpoint
-    res = _call("community.invite", body, node)
+    res = call_node("community.invite", body, node)
     from hearthnet.community.invite import qr_png
 
     if out is not None:
@@ -80,7 +76,7 @@ def redeem_cmd(
 
 def _change(name: str, body: dict[str, Any], json_out: bool, node: str | None, verb: str) -> None:
     parse_node_id(body["node_id"])
-    res = _call(name, body, node)
+    res = call_node(name, body, node)
     if json_out:
         emit_json(res)
     elif res["effective"]:

@@ -16,7 +16,7 @@ from hearthnet import constants as C
 from hearthnet.blobs.chunker import BlobManifest, ChunkRef, check_cid, verify_chunk
 from hearthnet.blobs.transfer import CHUNK_PATH
 from hearthnet.cli.app import JsonOpt, app, command, emit_json, home, make_console, table
-from hearthnet.cli.commands_mesh import NodeOpt, _codes, _with_client
+from hearthnet.cli.commands_mesh import NodeOpt, _codes, _with_client, call_node
 from hearthnet.errors import HearthNetError
 from hearthnet.identity.canonical import blake3_hex
 from hearthnet.storage import fsync_dir, translate_os_errors
@@ -201,7 +201,7 @@ def list_cmd(
     body: dict[str, Any] = {"local_only": local}
     if query:
         body["query"] = query
-    rows = _with_client(home(), node, lambda c, u: c.call_remote(u, "file.list", "1.0", body, timeout=30, trace_id="", session_id=None))["files"]
+    rows = call_node("file.list", body, node)["files"]
     if json_out:
         emit_json(rows)
         return
@@ -216,7 +216,7 @@ def list_cmd(
 def unpin_cmd(cid: Annotated[str, typer.Argument(help="The file's CID.")], json_out: JsonOpt = False, node: NodeOpt = None) -> None:
     """Stop keeping a file: it is no longer advertised, and the space is reclaimed when the disk fills."""
     check_cid(cid)
-    out = _with_client(home(), node, lambda c, u: c.call_remote(u, "file.unpin", "1.0", {"cid": cid}, timeout=30, trace_id="", session_id=None))
+    out = call_node("file.unpin", {"cid": cid}, node)
     if json_out:
         emit_json(out)
         return

@@ -32,6 +32,11 @@ def _with_client(h: Home, node: str | None, fn: Callable[[TransportClient, str],
     return run_with_node(h, node, fn)
 
 
+def call_node(name: str, body: dict[str, Any], node: str | None, timeout: float = 30) -> Any:
+    """One unary capability call served by the node itself (its operator's own business: self-trust capabilities)."""
+    return run_with_node(home(), node, lambda c, u: c.call_remote(u, name, "1.0", body, timeout=timeout, trace_id="", session_id=None))
+
+
 @command("run")
 def run_cmd(
     host: Annotated[str | None, typer.Option("--host", help="Listen address (default: transport.host).")] = None,

@@ -5,8 +5,8 @@ from typing import Annotated, Any
 
 import typer
 
-from hearthnet.cli.app import JsonOpt, app, command, emit_json, home, make_console, table
-from hearthnet.cli.commands_mesh import NodeOpt, _with_client
+from hearthnet.cli.app import JsonOpt, app, command, emit_json, make_console, table
+from hearthnet.cli.commands_mesh import NodeOpt, call_node
 from hearthnet.errors import HearthNetError
 
 console = make_console()
@@ -22,8 +22,7 @@ ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (kept in the signe
 def _act(name: str, kind: str, target: str, reason: str, node: str | None) -> dict[str, Any]:
     if kind not in KINDS:
         raise HearthNetError("bad_request", f"kind must be post or file, not {kind!r}")
-    body = {"kind": KINDS[kind], "target": target, "reason": reason}
-    return _with_client(home(), node, lambda c, u: c.call_remote(u, name, "1.0", body, timeout=30, trace_id="", session_id=None))
+    return call_node(name, {"kind": KINDS[kind], "target": target, "reason": reason}, node)
 
 
 @command("hide", group=mod_app)
@@ -43,7 +42,7 @@ def unhide_cmd(kind: KindArg, target: TargetArg, reason: ReasonOpt, json_out: Js
 @command("list", group=mod_app)
 def list_cmd(json_out: JsonOpt = False, node: NodeOpt = None) -> None:
     """What is hidden, by whom and why."""
-    rows = _with_client(home(), node, lambda c, u: c.call_remote(u, "moderation.list", "1.0", {}, timeout=30, trace_id="", session_id=None))["hidden"]
+    rows = call_node("moderation.list", {}, node)["hidden"]
     if json_out:
         emit_json(rows)
         return

@@ -168,13 +168,10 @@ def bootstrap_cmd(
     import asyncio
 
     from hearthnet.cli.app import home
-    from hearthnet.cli.commands_mesh import _with_client
+    from hearthnet.cli.commands_mesh import call_node
     from hearthnet.provision import bootstrap
 
-    def call_node(name: str, body: dict) -> dict:
-        return _with_client(home(), None, lambda c, u: c.call_remote(u, name, "1.0", body, timeout=30, trace_id="", session_id=None))
-
-    rep = bootstrap.run(home(), plan, invites=invites, call_node=call_node, run_async=asyncio.run)
+    rep = bootstrap.run(home(), plan, invites=invites, call_node=lambda name, body: call_node(name, body, None), run_async=asyncio.run)
     if json_out:
         emit_json(rep.as_dict())
         return

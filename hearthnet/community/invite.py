@@ -15,7 +15,7 @@ import io
 import json
 import threading
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ulid import ULID
@@ -140,8 +140,4 @@ class RedeemedInvites:
             self._db.close()
 
 
-def public(inv: Invite) -> dict[str, Any]:
-    return inv.model_dump()
-
-
-__all__ = ["Invite", "RedeemedInvites", "check_for", "decode", "encode", "make_invite", "public", "qr_png"]
+__all__ = ["Invite", "RedeemedInvites", "check_for", "decode", "encode", "make_invite", "qr_png"]
