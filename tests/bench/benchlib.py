@@ -23,16 +23,23 @@ def args(default_n: int, quick_n: int) -> argparse.Namespace:
     return a
 
 
+def _significant(x: float, digits: int = 4) -> float:
+    return float(f"{x:.{digits}g}")
+
+
 def emit(bench: str, case: str, metric: str, value: float, unit: str, baseline_name: str, baseline: float, goal: str, **extra: Any) -> None:
+    # Significant figures, not decimals: a baseline of a few milliseconds rounded to 3 decimals
+    # would no longer agree with the ratio printed beside it.
+    value, baseline = _significant(value), _significant(baseline)
     line = {
         "bench": bench,
         "case": case,
         "metric": metric,
-        "value": round(value, 3),
+        "value": value,
         "unit": unit,
         "baseline_name": baseline_name,
-        "baseline": round(baseline, 3),
-        "ratio": round(value / baseline, 4) if baseline else None,
+        "baseline": baseline,
+        "ratio": _significant(value / baseline) if baseline else None,
         "goal": goal,
     }
     line.update(extra)
