@@ -112,6 +112,12 @@ def table(*columns: str) -> Table:
     return t
 
 
+def node_label(short_id: str, display_name: str, *more: str) -> str:
+    """`short  (name, more…)`, without repeating the short id when the node has no name of its own."""
+    extra = [x for x in (display_name, *more) if x and x != short_id]
+    return f"{short_id}  ({', '.join(extra)})" if extra else short_id
+
+
 def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 

@@ -11,7 +11,7 @@ import typer
 
 from hearthnet import constants as C
 from hearthnet.bus.capability import parse_name_at_version
-from hearthnet.cli.app import JsonOpt, app, command, emit_json, home, make_console, table
+from hearthnet.cli.app import JsonOpt, app, command, emit_json, home, make_console, node_label, table
 from hearthnet.errors import HearthNetError
 from hearthnet.home import Home
 from hearthnet.identity.canonical import parse_json
@@ -60,7 +60,7 @@ def status_cmd(node: NodeOpt = None, json_out: JsonOpt = False) -> None:
     if json_out:
         emit_json(st)
         return
-    print(f"node       {st['short_id']}  ({st['display_name']}, {st['profile']})  {st['url']}")
+    print(f"node       {node_label(st['short_id'], st['display_name'], st['profile'])}  {st['url']}")
     print(f"community  {st['community']}  level {st['level']}")
     print(f"log        head {st['log']['head']}: {st['log']['valid']} valid, {st['log']['parked']} parked")
     print(f"clock      {st['time']}" + (f"  WARNING: {st['clock_warning']}" if st.get("clock_warning") else ""))

@@ -10,7 +10,7 @@ import typer
 
 import hearthnet
 from hearthnet import constants as C
-from hearthnet.cli.app import JsonOpt, command, emit_json, home, make_console, table
+from hearthnet.cli.app import JsonOpt, command, emit_json, home, make_console, node_label, table
 from hearthnet.errors import HearthNetError
 from hearthnet.observability import doctor as doctor_mod
 from hearthnet.storage import sqlite_module
@@ -55,7 +55,7 @@ def id_cmd(json_out: JsonOpt = False) -> None:
     if json_out:
         emit_json(info)
         return
-    print(f"node       {info['short_id']}  ({info['display_name']})")
+    print(f"node       {node_label(info['short_id'], info['display_name'])}")
     print(f"node id    {info['node_id']}")
     if h.community_id:
         print(f"community  {info['community_name']}  {h.community_id}")
