@@ -362,7 +362,7 @@ def set_keys(path: Path, data_dir: Path, changes: dict[str, dict[str, Any]]) -> 
         doc = tomlkit.parse(path.read_text("utf-8")) if path.exists() else tomlkit.document()
     except (tomlkit.exceptions.ParseError, OSError, UnicodeDecodeError) as exc:
         raise HearthNetError("config_invalid", f"{path}: cannot edit: {exc}") from None
-    if not len(doc):
+    if not doc.as_string().strip():  # a file holding only the header comment keeps it once
         doc.add(tomlkit.comment("HearthNet node configuration. Keys: docs/configuration.md"))
     for section, values in changes.items():
         table = doc.get(section)

@@ -97,3 +97,19 @@ def test_set_keys_keeps_comments_and_refuses_bad_values(tmp_path, monkeypatch):
     with pytest.raises(HearthNetError):
         config.set_keys(p, tmp_path, {"transport": {"port": -1}})
     assert p.read_bytes() == before
+
+
+def test_set_keys_on_a_fresh_file_keeps_one_header(tmp_path):
+    cfg = tmp_path / "hearthnet.toml"
+    cfg.write_text("# HearthNet node configuration. Keys: docs/configuration.md\n")  # what init writes on defaults
+    config.set_keys(cfg, tmp_path, {"community": {"community_id": "abcdefgh12345678"}})
+    config.set_keys(cfg, tmp_path, {"transport": {"port": 7101}})
+    text = cfg.read_text()
+    assert text.count("Keys: docs/configuration.md") == 1
+    assert config.load(tmp_path, cfg).transport.port == 7101
+
+
+def test_set_keys_starts_a_missing_file_with_the_header(tmp_path):
+    p = tmp_path / "hearthnet.toml"
+    config.set_keys(p, tmp_path, {"transport": {"port": 7101}})
+    assert p.read_text().startswith("# HearthNet node configuration")
