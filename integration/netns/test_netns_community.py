@@ -1,5 +1,6 @@
 """Community services between nodes in their own network namespaces: invites instead of
-`member add`, a 20 MiB file fetched from two sources, chat to a node that was off."""
+`member add`, a 20 MiB file fetched from two sources, chat to a node that was off, market
+posts made on both sides of a partition."""
 
 from __future__ import annotations
 
@@ -65,3 +66,15 @@ def test_invites_files_and_chat_across_namespaces(lab_factory, tmp_path):
     assert [m["body"] for m in msgs] == ["The ferry leaves at six"]
     # a relayed it but cannot read it.
     assert json.loads(lab.exec(a, "chat", "history", "--json").stdout)["messages"] == []
+
+    # Market posts made on both sides of a partition reach every node after healing.
+    lab.partition([2])
+    post_a = json.loads(lab.exec(a, "market", "post", "offer", "Spare seed potatoes", "--json").stdout)["post_id"]
+    post_c = json.loads(lab.exec(c, "market", "post", "request", "A ladder for the weekend", "--json").stdout)["post_id"]
+
+    def listed(n) -> set[str]:
+        return {p["post_id"] for p in json.loads(lab.exec(n, "market", "list", "--json").stdout)}
+
+    assert post_a not in listed(c) and post_c not in listed(a)
+    lab.heal()
+    wait(lambda: all(listed(n) == {post_a, post_c} for n in lab.nodes), 90, "posts from both sides everywhere")
