@@ -9,6 +9,7 @@ import pytest
 
 from hearthnet.cli import run
 from hearthnet.home import Home
+from probe_servers import free_port
 
 
 def cli(capsys, *args):
@@ -22,8 +23,10 @@ def test_version(capsys):
     assert code == 0 and json.loads(out)["contract_version"] == "1.0"
 
 
-def test_init_id_log_doctor_flow(capsys, tmp_path):
+def test_init_id_log_doctor_flow(capsys, tmp_path, monkeypatch):
     d = tmp_path / "node"
+    # doctor checks that the transport port is free: a node running elsewhere on this machine must not matter.
+    monkeypatch.setenv("HEARTHNET_TRANSPORT__PORT", str(free_port()))
     code, out, err = cli(capsys, "--data-dir", d, "init", "--create-community", "Testdorf", "--name", "anchor-1", "--json")
     assert code == 0, err
     info = json.loads(out)
