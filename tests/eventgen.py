@@ -31,6 +31,17 @@ def fixed_ulid(n: int) -> str:
     return "01" + out[2:]
 
 
+def post_data(n: int, title: str | None = None) -> dict[str, Any]:
+    """Well-formed market.post.created data (the log checks it), unique per n."""
+    return {"post_id": fixed_ulid(10_000 + n), "category": "offer", "title": title or f"Post {n}", "body": "", "tags": [],
+            "expires_at": "2030-01-01T00:00:00.000Z"}
+
+
+def chat_data(n: int, to: str | None = None) -> dict[str, Any]:
+    """Well-formed chat.message.sent data (the box is not a real ciphertext: the log does not open it)."""
+    return {"msg_id": fixed_ulid(20_000 + n), "to": to or seeded_key("chat-peer").node_id, "box": f"box-{n}"}
+
+
 POLICY = {
     "default_member_can_invite": False,
     "min_signatures_to_demote": 1,

@@ -228,8 +228,6 @@ class ChatReceiptData(_Strict):
     msg_ids: list[Annotated[str, Field(pattern=_ULID)]] = Field(min_length=1, max_length=CHAT_RECEIPT_MAX)
 
 
-# chat.message.* data are checked by the chat view, like market.post.* (shared test
-# vectors use chat.message.sent as a generic event).
 CHAT_SCHEMAS: dict[str, type[_Strict]] = {
     "chat.message.sent": ChatSentData,
     "chat.message.delivered": ChatReceiptData,
@@ -245,9 +243,6 @@ class ModerationData(_Strict):
     reason: str = Field(min_length=1, max_length=500)
 
 
-# market.post.* data are checked by the market view (events not matching
-# MARKET_SCHEMAS are ignored there); the log does not refuse them yet because the
-# shared event vectors use market.post.created as a generic event.
 MARKET_SCHEMAS: dict[str, type[_Strict]] = {
     "market.post.created": MarketPostData,
     "market.post.updated": MarketUpdateData,
@@ -267,6 +262,8 @@ DATA_SCHEMAS: dict[str, type[_Strict]] = {
     "community.member.promoted": LevelData,
     "community.member.demoted": LevelData,
     "community.policy.updated": PolicyUpdatedData,
+    **MARKET_SCHEMAS,
+    **CHAT_SCHEMAS,
 }
 
 

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from eventgen import post_data
 from hearthnet import clock
 from hearthnet import constants as C
 from hearthnet.community.invite import Invite, encode, make_invite
@@ -90,7 +91,7 @@ def test_invite_redeem_call_then_revoke(mesh, tmp_path):
         assert e.value.code == "revoked"
         await m.until(lambda: b.node_id in b.log.membership.revoked)  # b hears of it too
         with pytest.raises(HearthNetError) as e:
-            b.log.append_local("market.post.created", {"x": 1}, b.kp)
+            b.log.append_local("market.post.created", post_data(901), b.kp)
         assert e.value.code == "revoked"
 
     mesh.run(scenario)

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from eventgen import chat_data, post_data
 from hearthnet.bus.capability import CapabilityDescriptor
 from hearthnet.bus.router import RouteRequest
 from hearthnet.errors import HearthNetError
@@ -120,16 +121,16 @@ def test_events_replicate_and_converge_after_partition(mesh):
     async def scenario(m):
         a, b, c = await m.create(3)
         for i in range(20):
-            a.log.append_local("market.post.created", {"i": i}, a.kp)
+            a.log.append_local("market.post.created", post_data(i), a.kp)
         await _until(lambda: b.log.count() == c.log.count() == a.log.count(), 10)
         # Partition: b goes away; a and c keep writing; b writes while offline too.
         await m.stop(1)
         hb = m.home(1)
         with hb.open_log() as log:
             for i in range(7):
-                log.append_local("chat.message.sent", {"offline": i}, hb.identity())
+                log.append_local("chat.message.sent", chat_data(i), hb.identity())
         for i in range(5):
-            c.log.append_local("market.post.created", {"c": i}, c.kp)
+            c.log.append_local("market.post.created", post_data(i), c.kp)
         b = await m.start(1)
         await m.link()
         await _until(lambda: len({n.log.count() for n in (a, b, c)}) == 1, 15)

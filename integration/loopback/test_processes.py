@@ -7,6 +7,7 @@ import signal
 import sys
 import time
 
+from eventgen import post_data
 from nodeprocs import cli, community, free_port, wait_until
 
 
@@ -37,7 +38,7 @@ def test_three_processes_route_and_replicate(tmp_path, procs):
 
     h2 = Home.open(dirs[2])
     with h2.open_log() as log:
-        ev = log.append_local("market.post.created", {"title": "bread"}, h2.identity())
+        ev = log.append_local("market.post.created", post_data(901), h2.identity())
 
     def everywhere():
         return all(any(e["event_id"] == ev.event_id for e in json.loads(cli(d, "log", "--json").stdout)) for d in dirs)

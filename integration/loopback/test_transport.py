@@ -9,6 +9,7 @@ import shutil
 import httpx
 import pytest
 
+from eventgen import post_data
 from hearthnet.bus.capability import CapabilityDescriptor
 from hearthnet.errors import HearthNetError
 from hearthnet.transport.signing import sign_request
@@ -108,9 +109,10 @@ def test_sync_refuses_unsolicited_and_oversized_batches(mesh):
 def test_forged_events_in_a_sync_batch_never_enter_the_log(mesh):
     async def scenario(m):
         a, b = await m.create(2)
-        ev = a.log.append_local("market.post.created", {"title": "real"}, a.kp)
+        ev = a.log.append_local("market.post.created", post_data(901, "real"), a.kp)
         forged = dict(ev.envelope())
         forged["payload"] = forged["payload"].replace('"real"', '"fake"')
+        assert forged["payload"] != ev.envelope()["payload"]
         got = await a.client.get(b.url, "/sync/v1/heads")
         batch = {"community_id": a.community_id, "events": [forged], "more": False}
         out = await a.client.post(b.url, "/sync/v1/events", {"token": got["token"], "batch": batch})
@@ -128,7 +130,7 @@ def test_pubsub_long_poll_and_metrics(mesh):
         waiter = asyncio.create_task(a.client.get(b.url, f"/pubsub/v1/subscribe?topic=events&last_seq={seq}&timeout=10"))
         await asyncio.sleep(0.2)
         assert not waiter.done()  # it waits for news
-        ev = b.log.append_local("market.post.created", {"title": "news"}, b.kp)
+        ev = b.log.append_local("market.post.created", post_data(902), b.kp)
         got = await asyncio.wait_for(waiter, 5)
         assert [i["item"]["event_id"] for i in got["items"]] == [ev.event_id] and got["seq"] == seq + 1
         with pytest.raises(HearthNetError) as e:

@@ -110,7 +110,9 @@ def test_partition_then_heal_converges(lab_factory):
     bring_up(lab)
     wait(lambda: all_see_each_other(lab), 60, "full discovery")
     lab.partition([3, 4])
-    write = "from hearthnet.home import Home\nh=Home.open({d!r})\nwith h.open_log() as log:\n    [log.append_local('market.post.created', {{'side': {s!r}, 'i': i}}, h.identity()) for i in range(10)]\n"
+    write = ("from ulid import ULID\nfrom hearthnet.home import Home\nh=Home.open({d!r})\nwith h.open_log() as log:\n"
+             "    [log.append_local('market.post.created', {{'post_id': str(ULID()), 'category': 'info', 'title': f'{s} {{i}}',"
+             " 'expires_at': '2030-01-01T00:00:00.000Z'}}, h.identity()) for i in range(10)]\n")
     for i, side in ((0, "left"), (1, "left"), (3, "right"), (4, "right")):
         lab.python(lab.nodes[i], write.format(d=str(lab.nodes[i].data_dir), s=side))
     time.sleep(3)

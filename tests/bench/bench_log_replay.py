@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchlib import best_rate, community_log, emit, post, tmpdir
+from benchlib import best_rate, community_log, chat, emit, post, tmpdir
 from benchlib import args as parse_args
 
 
@@ -21,7 +21,10 @@ def main() -> None:
     with tmpdir() as d:
         log, author = community_log(Path(d) / "events.db")
         for i in range(a.n):
-            log.append_local("market.post.created" if i % 3 else "chat.message.sent", post(i), author)
+            if i % 3:
+                log.append_local("market.post.created", post(i), author)
+            else:
+                log.append_local("chat.message.sent", chat(i, author.node_id), author)
         total = log.count()
         engine = ReplayEngine(log)
         view = ActivityView()

@@ -75,8 +75,18 @@ def community_log(path: Path, synchronous: str = "NORMAL"):
 
 
 def post(i: int) -> dict[str, Any]:
-    """A marketplace-sized event body."""
-    return {"title": f"Fresh eggs #{i}", "category": "offer", "body": "A dozen eggs from the hill farm, collect by Friday.", "tags": ["food", "eggs"], "price": 3}
+    """Well-formed market.post.created data of a typical size (the log checks every event's data)."""
+    from ulid import ULID
+
+    return {"post_id": str(ULID.from_int(i + 1)), "category": "offer", "title": f"Fresh eggs #{i}",
+            "body": "A dozen eggs from the hill farm, collect by Friday.", "tags": ["eggs", "food"], "expires_at": "2030-01-01T00:00:00.000Z"}
+
+
+def chat(i: int, to: str) -> dict[str, Any]:
+    """Well-formed chat.message.sent data of a typical size (a box the log does not open)."""
+    from ulid import ULID
+
+    return {"msg_id": str(ULID.from_int(i + 1)), "to": to, "box": "x" * 160}
 
 
 def free_port() -> int:

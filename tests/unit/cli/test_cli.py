@@ -7,6 +7,7 @@ import tarfile
 
 import pytest
 
+from eventgen import post_data
 from hearthnet.cli import run
 from hearthnet.home import Home
 from probe_servers import free_port
@@ -114,7 +115,7 @@ def test_export_restores_into_a_new_data_dir(capsys, tmp_path):
     home = Home.open(d)
     with home.open_log() as log:
         for i in range(20):
-            log.append_local("market.post.created", {"i": i}, home.identity())
+            log.append_local("market.post.created", post_data(i), home.identity())
     archive = tmp_path / "backup.tar.gz"
     code, out, err = cli(capsys, "--data-dir", d, "export", "--out", archive, "--json")
     assert code == 0, err and json.loads(out)["events"] == 22

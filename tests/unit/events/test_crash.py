@@ -8,18 +8,21 @@ import textwrap
 
 import pytest
 
+from eventgen import post_data
 from hearthnet.home import Home
 
 ASYNC_WRITER = textwrap.dedent(
     """
     import asyncio, sys
+    from ulid import ULID
     from hearthnet.home import Home
     home = Home.open(sys.argv[1])
     kp = home.identity()
     log = home.open_log()
 
     async def one(i):
-        ev = await log.append("market.post.created", {"i": i}, kp)
+        data = {"post_id": str(ULID()), "category": "offer", "title": f"Post {i}", "expires_at": "2030-01-01T00:00:00.000Z"}
+        ev = await log.append("market.post.created", data, kp)
         sys.stdout.write(ev.event_id + "\\n")
         sys.stdout.flush()
 
@@ -36,13 +39,15 @@ ASYNC_WRITER = textwrap.dedent(
 WRITER = textwrap.dedent(
     """
     import sys
+    from ulid import ULID
     from hearthnet.home import Home
     home = Home.open(sys.argv[1])
     kp = home.identity()
     log = home.open_log()
     i = 0
     while True:
-        ev = log.append_local("market.post.created", {"i": i, "pad": "x" * (i % 300)}, kp)
+        data = {"post_id": str(ULID()), "category": "offer", "title": f"Post {i}", "body": "x" * (i % 300), "expires_at": "2030-01-01T00:00:00.000Z"}
+        ev = log.append_local("market.post.created", data, kp)
         sys.stdout.write(ev.event_id + "\\n")
         sys.stdout.flush()
         i += 1
@@ -80,5 +85,5 @@ def test_sigkill_mid_burst_loses_no_acknowledged_event(tmp_path, synchronous, wr
         assert not missing, f"{len(missing)} acknowledged events lost"
         assert log.verify_all(workers=1).ok
         # The chain continues cleanly after the crash.
-        ev = log.append_local("market.post.created", {"after": "crash"}, home2.identity())
+        ev = log.append_local("market.post.created", post_data(902), home2.identity())
         assert ev.seq == len(stored) - 2 + 1  # two of the stored events are the root's (genesis, join)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eventgen import Chain, seeded_key
+from eventgen import Chain, chat_data, post_data, seeded_key
 from hearthnet.errors import HearthNetError
 from hearthnet.events.log import EventLog, verify_event_envelope
 from hearthnet.identity import keys
@@ -14,8 +14,8 @@ from hearthnet.identity import keys
 
 def test_local_chain_seq_prev_lamport(community):
     log, root, anchor = community
-    e1 = log.append_local("market.post.created", {"title": "a"}, anchor)
-    e2 = log.append_local("market.post.created", {"title": "b"}, anchor)
+    e1 = log.append_local("market.post.created", post_data(901), anchor)
+    e2 = log.append_local("market.post.created", post_data(902), anchor)
     assert (e1.seq, e2.seq) == (1, 2)
     assert e1.prev is None and e2.prev == e1.hash
     assert e2.lamport == e1.lamport + 1
@@ -25,11 +25,11 @@ def test_local_chain_seq_prev_lamport(community):
 
 def test_survives_reopen_and_continues_chain(community, tmp_path):
     log, root, anchor = community
-    e1 = log.append_local("market.post.created", {"n": 1}, anchor)
+    e1 = log.append_local("market.post.created", post_data(903), anchor)
     path, cid = log.path, log.community_id
     log.close()
     with EventLog(path, cid) as again:
-        e2 = again.append_local("market.post.created", {"n": 2}, anchor)
+        e2 = again.append_local("market.post.created", post_data(904), anchor)
         assert e2.seq == 2 and e2.prev == e1.hash and e2.lamport == e1.lamport + 1
         assert again.membership.is_member(anchor.node_id)
 
@@ -38,7 +38,7 @@ def test_non_member_and_non_anchor_writes_refused(community):
     log, root, anchor = community
     stranger = keys.generate()
     with pytest.raises(HearthNetError) as e:
-        log.append_local("market.post.created", {"x": 1}, stranger)
+        log.append_local("market.post.created", post_data(905), stranger)
     assert e.value.code == "not_member"
     member = keys.generate()
     log.append_local("community.member.joined", {"node_id": member.node_id, "level": "member"}, root)
@@ -63,11 +63,11 @@ def test_lamport_observes_received(community, empty_log_for):
     for ev in log.replay():
         other.append_received(ev.envelope())
     for _ in range(5):
-        log.append_local("market.post.created", {}, anchor)
+        log.append_local("market.post.created", post_data(906), anchor)
     last = list(log.replay())[-1]
     for ev in log.replay():
         other.append_received(ev.envelope())
-    mine = other.append_local("market.post.created", {}, root)
+    mine = other.append_local("market.post.created", post_data(907), root)
     assert mine.lamport == last.lamport + 1
 
 
@@ -76,9 +76,9 @@ def test_event_id_reuse_with_other_content_is_conflict(chain, empty_log_for):
     log.append_received(chain.genesis)
     alice = seeded_key("alice")
     log.append_received(chain.join(alice))
-    e = chain.event(alice, "market.post.created", {"v": 1})
+    e = chain.event(alice, "market.post.created", post_data(908))
     chain.counter -= 1  # same event id again
-    f = chain.event(alice, "market.post.created", {"v": 2}, seq=2)
+    f = chain.event(alice, "market.post.created", post_data(909), seq=2)
     log.append_received(e)
     with pytest.raises(HearthNetError) as err:
         log.append_received(f)
@@ -90,9 +90,9 @@ def test_parked_bounded(chain, empty_log_for):
     log.append_received(chain.genesis)
     bob = seeded_key("bob")
     for _ in range(3):
-        assert log.append_received(chain.event(bob, "market.post.created", {})).result == "parked"
+        assert log.append_received(chain.event(bob, "market.post.created", post_data(910))).result == "parked"
     with pytest.raises(HearthNetError) as e:
-        log.append_received(chain.event(bob, "market.post.created", {}))
+        log.append_received(chain.event(bob, "market.post.created", post_data(911)))
     assert e.value.code == "capacity_exceeded"
     log.append_received(chain.join(bob))
     assert log.count() == 2 + 3
@@ -106,7 +106,7 @@ def test_reset_listener_on_revocation(chain, empty_log_for):
     alice = seeded_key("alice")
     for env in (chain.genesis, chain.join(alice)):
         log.append_received(env)
-    late = [chain.event(alice, "market.post.created", {"n": i}) for i in range(3)]
+    late = [chain.event(alice, "market.post.created", post_data(i)) for i in range(3)]
     for env in late:
         log.append_received(env)
     assert len(seen) == 5 and not resets
@@ -121,13 +121,13 @@ def _scenario():
     root, alice, bob, carol = (seeded_key(n) for n in ("root", "alice", "bob", "carol"))
     c = Chain(root)
     evs = [c.genesis, c.join(alice), c.join(bob)]
-    evs += [c.event(alice, "market.post.created", {"n": i}) for i in range(3)]
-    evs += [c.event(bob, "chat.message.sent", {"n": i}) for i in range(2)]
-    evs.append(c.event(carol, "market.post.created", {"never": "joined"}))
+    evs += [c.event(alice, "market.post.created", post_data(i)) for i in range(3)]
+    evs += [c.event(bob, "chat.message.sent", chat_data(i)) for i in range(2)]
+    evs.append(c.event(carol, "market.post.created", post_data(912)))
     evs.append(c.event(root, "community.member.revoked", {"node_id": bob.node_id, "after_seq": 1, "reason": ""}))
-    evs.append(c.event(bob, "chat.message.sent", {"n": "late"}))  # past bob's cut-off
+    evs.append(c.event(bob, "chat.message.sent", chat_data(913)))  # past bob's cut-off
     a2 = json.loads(evs[4]["payload"])
-    evs.append(c.event(alice, "market.post.created", {"fork": True}, seq=2, prev=a2["prev"], lamport=a2["lamport"], advance=False))
+    evs.append(c.event(alice, "market.post.created", post_data(914), seq=2, prev=a2["prev"], lamport=a2["lamport"], advance=False))
     return c.community_id, evs
 
 
@@ -177,8 +177,8 @@ def test_batch_in_any_order_matches(tmp_path):
 def test_replay_filters(community):
     log, root, anchor = community
     for i in range(5):
-        log.append_local("market.post.created", {"i": i}, anchor)
-        log.append_local("chat.message.sent", {"i": i}, anchor)
+        log.append_local("market.post.created", post_data(i), anchor)
+        log.append_local("chat.message.sent", chat_data(i), anchor)
     assert len(list(log.replay(event_types=["chat.message.sent"]))) == 5
     assert len(list(log.replay(limit=3))) == 3
     head = log.head()
@@ -191,10 +191,11 @@ def test_replay_filters(community):
 def test_verify_all_detects_tampering_on_disk(community):
     log, root, anchor = community
     for i in range(10):
-        log.append_local("market.post.created", {"i": i}, anchor)
+        log.append_local("market.post.created", post_data(i), anchor)
     assert log.verify_all().ok
     victim = list(log.replay())[5]
-    tampered = victim.payload.replace('"i":3', '"i":9')
+    tampered = victim.payload.replace('"title":"Post ', '"title":"Fake ')
+    assert tampered != victim.payload
     log._db.execute("UPDATE events SET payload=? WHERE event_id=?", (tampered, victim.event_id))
     rep = log.verify_all(workers=1)
     assert [e for e, _ in rep.problems] == [victim.event_id]
@@ -205,7 +206,7 @@ def test_verify_all_detects_tampering_on_disk(community):
 def test_verify_all_parallel_matches_serial(community):
     log, root, anchor = community
     for i in range(2500):
-        log.append_local("market.post.created", {"i": i}, anchor)
+        log.append_local("market.post.created", post_data(i), anchor)
     v = list(log.replay())[100]
     log._db.execute("UPDATE events SET sig=? WHERE event_id=?", (list(log.replay())[101].sig, v.event_id))
     serial = log.verify_all(workers=1)
@@ -216,7 +217,7 @@ def test_verify_all_parallel_matches_serial(community):
 def test_missing_reports_gaps(chain, empty_log_for):
     log = empty_log_for(chain.community_id)
     alice = seeded_key("alice")
-    evs = [chain.genesis, chain.join(alice)] + [chain.event(alice, "market.post.created", {"i": i}) for i in range(5)]
+    evs = [chain.genesis, chain.join(alice)] + [chain.event(alice, "market.post.created", post_data(i)) for i in range(5)]
     for env in evs[:3] + evs[5:]:
         log.append_received(env)
     assert log.missing() == {alice.node_id: [(2, 3)]}
@@ -233,19 +234,19 @@ def test_subscribe_yields_new_valid_events(community):
 
         async def consume():
             async for ev in log.subscribe(event_types=["chat.message.sent"]):
-                got.append(ev.data["i"])
+                got.append(ev.data["msg_id"])
                 if len(got) == 3:
                     return
 
         task = asyncio.create_task(consume())
         await asyncio.sleep(0.01)
         for i in range(3):
-            log.append_local("market.post.created", {"i": -i}, anchor)  # filtered out
-            await asyncio.to_thread(log.append_local, "chat.message.sent", {"i": i}, anchor)
+            log.append_local("market.post.created", post_data(1000 + i), anchor)  # filtered out
+            await asyncio.to_thread(log.append_local, "chat.message.sent", chat_data(i), anchor)
         await asyncio.wait_for(task, 5)
         return got
 
-    assert asyncio.run(main()) == [0, 1, 2]
+    assert asyncio.run(main()) == [chat_data(i)["msg_id"] for i in range(3)]
     assert log._listeners == []  # the subscription cleaned up after itself
 
 
@@ -259,9 +260,9 @@ def test_slow_subscriber_gets_capacity_exceeded(community):
         first = asyncio.ensure_future(agen.__anext__())
         await asyncio.sleep(0.01)
         for i in range(6):
-            log.append_local("chat.message.sent", {"i": i}, anchor)
+            log.append_local("chat.message.sent", chat_data(i), anchor)
         await asyncio.sleep(0.01)
-        assert (await first).data["i"] == 0
+        assert (await first).data == chat_data(0)
         with pytest.raises(HearthNetError) as e:
             for _ in range(6):
                 await agen.__anext__()
@@ -280,7 +281,7 @@ def test_group_commit_append_keeps_chains_and_order(community):
 
     async def main():
         async def writer(kp, n):
-            return [await log.append("market.post.created", {"n": i}, kp) for i in range(n)]
+            return [await log.append("market.post.created", post_data(i), kp) for i in range(n)]
 
         return await asyncio.gather(*(writer(anchor if i % 2 else member, 50) for i in range(8)))
 
@@ -300,7 +301,21 @@ def test_group_commit_refuses_what_append_local_refuses(community):
 
     log, root, anchor = community
     with pytest.raises(HearthNetError) as e:
-        asyncio.run(log.append("market.post.created", {}, keys.generate()))
+        asyncio.run(log.append("market.post.created", post_data(915), keys.generate()))
     assert e.value.code == "not_member"
     ev = asyncio.run(log.append("community.member.joined", {"node_id": keys.generate().node_id}, root))  # membership: sync path
     assert log.status_of(ev.event_id) == "valid"
+
+
+def test_chat_event_data_is_checked_by_the_log(community):
+    log, root, anchor = community
+    head = log.head()
+    bad = [("chat.message.sent", {**chat_data(1), "to": "not-a-node"}), ("chat.message.sent", {**chat_data(2), "body": "in clear"}),
+           ("chat.message.sent", {**chat_data(3), "box": "x" * 24001}), ("chat.message.read", {"msg_ids": []}),
+           ("chat.message.delivered", {"msg_ids": ["nope"]})]
+    for event_type, data in bad:
+        with pytest.raises(HearthNetError) as e:
+            log.append_local(event_type, data, anchor)
+        assert e.value.code == "event_invalid", (event_type, data)
+    assert log.head() == head
+    assert log.append_local("chat.message.read", {"msg_ids": [chat_data(1)["msg_id"]]}, anchor).seq

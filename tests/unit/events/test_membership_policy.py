@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from eventgen import post_data
 from hearthnet.errors import HearthNetError
 from hearthnet.events.types import PolicyData
 from hearthnet.identity import keys
@@ -19,7 +20,7 @@ def test_two_signatures_revoke_and_promote(community):
     for kp, level in ((t1, "trusted"), (t2, "trusted"), (m1, "member"), (m2, "member")):
         log.append_local("community.member.joined", {"node_id": kp.node_id, "level": level}, root)
     log.append_local("community.policy.updated", policy(min_signatures_to_revoke=2, min_signatures_to_promote=2), root)
-    m1_ev = log.append_local("market.post.created", {"n": 1}, m1)
+    m1_ev = log.append_local("market.post.created", post_data(901), m1)
     # One trusted signature is a proposal: nothing changes yet.
     log.append_local("community.member.revoked", {"node_id": m1.node_id, "after_seq": m1_ev.seq, "reason": "spam"}, t1)
     st = log.membership
@@ -32,7 +33,7 @@ def test_two_signatures_revoke_and_promote(community):
     st = log.membership
     assert not st.is_member(m1.node_id) and st.revoked[m1.node_id].after_seq == m1_ev.seq and st.revoked[m1.node_id].reason == "spam"
     with pytest.raises(HearthNetError) as e:
-        log.append_local("market.post.created", {"n": 2}, m1)
+        log.append_local("market.post.created", post_data(902), m1)
     assert e.value.code == "revoked"
     # Promotions: trusted may raise to trusted (two signatures), never to anchor.
     with pytest.raises(HearthNetError) as e:

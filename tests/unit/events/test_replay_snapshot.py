@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from eventgen import Chain, seeded_key
+from eventgen import Chain, chat_data, post_data, seeded_key
 from hearthnet.events.log import EventLog
 from hearthnet.events.replay import ActivityView, ReplayEngine
 from hearthnet.events.snapshot import SnapshotStore, build_snapshot, restore_from_snapshot
@@ -10,7 +10,10 @@ from hearthnet.events.snapshot import SnapshotStore, build_snapshot, restore_fro
 
 def _fill(log, anchor, n=50):
     for i in range(n):
-        log.append_local("market.post.created" if i % 2 else "chat.message.sent", {"i": i}, anchor)
+        if i % 2:
+            log.append_local("market.post.created", post_data(i), anchor)
+        else:
+            log.append_local("chat.message.sent", chat_data(i), anchor)
 
 
 def _engine(log):
@@ -55,8 +58,8 @@ def test_stale_snapshot_is_not_trusted(tmp_path):
     root, alice, bob = seeded_key("root"), seeded_key("alice"), seeded_key("bob")
     c = Chain(root)
     evs = [c.genesis, c.join(alice), c.join(bob)]
-    early_bob = c.event(bob, "market.post.created", {"early": True})  # low Lamport, delivered late
-    evs += [c.event(alice, "market.post.created", {"i": i}) for i in range(5)]
+    early_bob = c.event(bob, "market.post.created", post_data(901))  # low Lamport, delivered late
+    evs += [c.event(alice, "market.post.created", post_data(i)) for i in range(5)]
     with EventLog(tmp_path / "e.db", c.community_id) as log:
         for env in evs:
             log.append_received(env)
@@ -92,7 +95,7 @@ def test_prune_keeps_newest(community, tmp_path):
     eng, _ = _engine(log)
     store = SnapshotStore(tmp_path / "s", log.community_id)
     for _ in range(5):
-        log.append_local("market.post.created", {}, anchor)
+        log.append_local("market.post.created", post_data(902), anchor)
         store.write(build_snapshot(log, eng, anchor))
     assert len(store.list()) == 5
     assert store.prune(2) == 3
@@ -103,7 +106,7 @@ def test_prune_keeps_newest(community, tmp_path):
 def test_revocation_rebuilds_views(tmp_path):
     root, alice = seeded_key("root"), seeded_key("alice")
     c = Chain(root)
-    evs = [c.genesis, c.join(alice)] + [c.event(alice, "market.post.created", {"i": i}) for i in range(4)]
+    evs = [c.genesis, c.join(alice)] + [c.event(alice, "market.post.created", post_data(i)) for i in range(4)]
     with EventLog(tmp_path / "e.db", c.community_id) as log:
         eng, view = _engine(log)
         for env in evs:

@@ -1,6 +1,6 @@
 import pytest
 
-from eventgen import Chain, seeded_key
+from eventgen import Chain, chat_data, post_data, seeded_key
 from hearthnet.errors import HearthNetError
 from hearthnet.events import sync
 
@@ -9,8 +9,8 @@ def _two_sides(empty_log_for):
     root, alice, bob = seeded_key("root"), seeded_key("alice"), seeded_key("bob")
     c = Chain(root)
     base = [c.genesis, c.join(alice), c.join(bob)]
-    a_only = [c.event(alice, "market.post.created", {"i": i}) for i in range(30)]
-    b_only = [c.event(bob, "chat.message.sent", {"i": i}) for i in range(20)]
+    a_only = [c.event(alice, "market.post.created", post_data(i)) for i in range(30)]
+    b_only = [c.event(bob, "chat.message.sent", chat_data(i)) for i in range(20)]
     a, b = empty_log_for(c.community_id), empty_log_for(c.community_id)
     a.append_received_many(base + a_only)
     b.append_received_many(base + b_only)
@@ -56,7 +56,8 @@ def test_forged_events_in_batch_are_rejected_and_counted(empty_log_for):
     a, b = _two_sides(empty_log_for)
     batch = sync.batch_for(a, sync.heads_report(b))
     forged = dict(batch.events[-1])
-    forged["payload"] = forged["payload"].replace('"i":', '"j":')
+    forged["payload"] = forged["payload"].replace('"title":"Post ', '"title":"Fake ')
+    assert forged["payload"] != batch.events[-1]["payload"]
     res = sync.apply_batch(b, sync.EventBatch(community_id=a.community_id, events=batch.events[:-1] + [forged]))
     assert [r["code"] for r in res["rejected"]] == ["invalid_signature"]
     assert res["added"] == len(batch.events) - 1

@@ -110,9 +110,15 @@ def test_bad_posts_are_clear_errors_and_leave_nothing(market):
     assert log.head() == head
 
 
-def test_malformed_market_events_stay_out_of_the_market(market):
+def test_malformed_market_events_are_refused_by_the_log(market):
     _, other, log, view = market
-    log.append_local("market.post.created", {"title": "no id, no category"}, other)
-    log.append_local("market.post.created", {"post_id": "01J0000000000000000000BAD0", "category": "swap", "title": "x",
-                                             "expires_at": clock.iso(clock.now() + 600)}, other)
-    assert view.query(include_expired=True) == []
+    head = log.head()
+    for data in ({"title": "no id, no category"},
+                 {"post_id": "01J0000000000000000000BAD0", "category": "swap", "title": "x", "expires_at": clock.iso(clock.now() + 600)},
+                 {"post_id": "01J0000000000000000000BAD0", "category": "offer", "title": "x" * 201, "expires_at": clock.iso(clock.now() + 600)}):
+        with pytest.raises(HearthNetError) as e:
+            log.append_local("market.post.created", data, other)
+        assert e.value.code == "event_invalid"
+    with pytest.raises(HearthNetError):
+        log.append_local("market.post.expired", {"post_id": "01J0000000000000000000BAD0", "reason": "bored"}, other)
+    assert log.head() == head and view.query(include_expired=True) == []
