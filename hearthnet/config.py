@@ -31,7 +31,7 @@ class _Section(BaseModel):
 
 class IdentityConfig(_Section):
     keys_dir: Path = Field(Path("keys"), description="Directory holding the node key (0700; files 0600).")
-    display_name: str = Field("", description="Human name shown to peers; empty means the short node id.")
+    display_name: str = Field("", max_length=120, description="Human name shown to peers; empty means the short node id.")
     profile: Literal["anchor", "hearth", "spark", "bridge"] = Field("hearth", description="The box's role, announced to peers.")
 
 
@@ -417,7 +417,8 @@ def _config_error(exc: ValidationError, data: dict[str, Any], cfg_path: Path | N
     else:
         expected = err["msg"].removeprefix("Value error, ")
     value = err.get("input")
-    shown = "" if err["type"] in {"extra_forbidden", "missing"} else f" = {value!r}"
+    text = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "…"  # keep the error one readable line
+    shown = "" if err["type"] in {"extra_forbidden", "missing"} else f" = {text}"
     return HearthNetError(
         "config_invalid",
         f"{where}: {key}{shown}: {expected}",

@@ -17,7 +17,7 @@ from hearthnet.config import Config
 from hearthnet.errors import HearthNetError
 from hearthnet.events.log import EventLog
 from hearthnet.identity import keys
-from hearthnet.identity.community import genesis_data
+from hearthnet.identity.community import community_name, genesis_data
 from hearthnet.identity.keys import KeyPair
 from hearthnet.storage import ensure_private_dir, translate_os_errors
 
@@ -82,22 +82,26 @@ class Home:
         Existing keys are kept. On any failure, whatever this call created is
         removed again and earlier state is untouched.
         """
+        # Inputs first: a bad name must not leave a data dir or a key behind.
+        if create_community is not None:
+            create_community = community_name(create_community)
+        cfg = self.config
+        if display_name is not None:
+            cfg = config_mod.updated(cfg, "identity", display_name=display_name)
         with translate_os_errors(f"cannot create {self.data_dir}"):
             self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         ensure_private_dir(self.config.keys_dir)
         if create_community and self.community_id:
             with self.open_log() as log:
-                same = log.membership.name == create_community.strip() and self.root_key_path.exists()
+                same = log.membership.name == create_community and self.root_key_path.exists()
             if not same:
                 raise HearthNetError("already_exists", f"this node already belongs to community {self.community_id}")
             create_community = None  # re-running the same init is a no-op
         if create_community and self.root_key_path.exists():
             raise HearthNetError("already_exists", f"{self.root_key_path} exists already; refusing to overwrite a root key")
         kp, created = keys.load_or_generate(self.key_path)
-        cfg = self.config
         changes: dict[str, dict[str, object]] = {}
         if display_name is not None:
-            cfg = config_mod.updated(cfg, "identity", display_name=display_name)
             changes["identity"] = {"display_name": display_name}
         cid, made = None, False
         cleanup: list[Path] = []

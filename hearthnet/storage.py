@@ -92,6 +92,17 @@ def integrity_ok(conn: Any) -> tuple[bool, str]:
 # --- files ---------------------------------------------------------------------
 
 
+def read_text(path: Path | str, what: str = "") -> str:
+    """A UTF-8 text file that a person gave us: not_found when it cannot be read, config_invalid when it is not text."""
+    label = f"{what} {path}" if what else str(path)
+    try:
+        return Path(path).read_text("utf-8")
+    except OSError as exc:
+        raise HearthNetError("not_found", f"{label}: cannot read ({exc.strerror or exc})", path=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise HearthNetError("config_invalid", f"{label}: not UTF-8 text (byte {exc.start})", path=str(path)) from None
+
+
 @contextlib.contextmanager
 def translate_os_errors(what: str) -> Iterator[None]:
     """Turn an OSError while doing `what` into a HearthNetError (storage_error)."""

@@ -11,7 +11,7 @@ from hearthnet.cli.app import JsonOpt, app, command, emit_json, home, make_conso
 from hearthnet.cli.commands_mesh import NodeOpt, call_node, member_app
 from hearthnet.errors import HearthNetError
 from hearthnet.identity.keys import parse_node_id, short_of
-from hearthnet.storage import atomic_write_bytes, atomic_write_text, translate_os_errors
+from hearthnet.storage import atomic_write_bytes, atomic_write_text, read_text
 
 console = make_console()
 invite_app = typer.Typer(help="Invites: signed, expiring, bound to the invitee's node id.", no_args_is_help=True)
@@ -64,8 +64,7 @@ def redeem_cmd(
         p = Path(invite)
         if not p.is_file():
             raise HearthNetError("bad_request", "give the hearthnet://v1/… text or a file that holds it")
-        with translate_os_errors(f"cannot read {p}"):
-            text = p.read_text().strip()
+        text = read_text(p, "invite").strip()
     res = asyncio.run(redeem_invite(home(), text))
     if json_out:
         emit_json(res)

@@ -92,7 +92,7 @@ def init_cmd(
     print(f"data dir   {h.data_dir}")
     print(f"config     {res.config_path}")
     if res.created_community:
-        print(f"created community {create_community!r} ({res.community_id}); this node is its anchor")
+        print(f"created community {create_community.strip()!r} ({res.community_id}); this node is its anchor")
     elif res.community_id:
         print(f"community  {res.community_id}")
 

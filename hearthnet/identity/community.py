@@ -23,11 +23,17 @@ from hearthnet.identity.keys import KeyPair
 COMMUNITY_MANIFEST_TTL_SECONDS = 3600
 
 
-def genesis_data(name: str, root_key: str, policy: PolicyData | None = None) -> tuple[str, dict[str, Any]]:
-    """(community_id, data of the `community.created` event) for a new community."""
+def community_name(name: str) -> str:
+    """The name a new community is created with (trimmed), or bad_request."""
     name = name.strip()
     if not name or len(name) > 120:
         raise HearthNetError("bad_request", "community name must be 1-120 characters")
+    return name
+
+
+def genesis_data(name: str, root_key: str, policy: PolicyData | None = None) -> tuple[str, dict[str, Any]]:
+    """(community_id, data of the `community.created` event) for a new community."""
+    name = community_name(name)
     created_at = clock.iso()
     data = {
         "name": name,

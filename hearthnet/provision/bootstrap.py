@@ -26,7 +26,7 @@ from hearthnet.errors import HearthNetError
 from hearthnet.events.types import PolicyData
 from hearthnet.home import Home
 from hearthnet.provision.profiles import load_yaml, validate
-from hearthnet.storage import atomic_write_text
+from hearthnet.storage import atomic_write_text, read_text
 
 CallNode = Callable[[str, dict[str, Any]], Any]  # (capability, body) -> answer of this box's running node; raises no_node
 
@@ -72,10 +72,10 @@ def _valid_invite_file(p: Path, node_id: str) -> bool:
     from hearthnet.community.invite import check_for, decode
 
     try:
-        inv, _ = decode(p.read_text())
+        inv, _ = decode(read_text(p))
         check_for(inv, node_id)
         return True
-    except (OSError, HearthNetError):
+    except HearthNetError:
         return False
 
 
@@ -128,7 +128,7 @@ async def run_redeem(home: Home, plan: RedeemPlan, invite_file: Path) -> Report:
     if not invite_file.exists():
         rep.pending.append(f"no invite at {invite_file} yet: the anchor issues it once the site has this box's node id")
         return rep
-    res = await redeem_invite(home, invite_file.read_text())
+    res = await redeem_invite(home, read_text(invite_file, "invite"))
     rep.done.append(f"joined {res['name']} as {res['level']}")
     return rep
 

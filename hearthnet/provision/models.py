@@ -20,6 +20,7 @@ from typing import Any
 import jsonschema
 
 from hearthnet.errors import HearthNetError
+from hearthnet.storage import read_text
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_INDEX = REPO_ROOT / "profiles" / "models" / "index.json"
@@ -48,11 +49,9 @@ def load_index(path: Path | None = None) -> dict[str, ModelEntry]:
     """Entries by id, validated against the index schema. Raises config_invalid."""
     p = Path(path) if path else DEFAULT_INDEX
     try:
-        doc = json.loads(p.read_text("utf-8"))
+        doc = json.loads(read_text(p, "model index"))
         schema = json.loads(SCHEMA.read_text("utf-8"))
-    except FileNotFoundError as exc:
-        raise HearthNetError("config_invalid", f"model index {exc.filename} not found") from None
-    except (OSError, ValueError) as exc:
+    except ValueError as exc:
         raise HearthNetError("config_invalid", f"model index {p}: {exc}") from None
     err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(doc))
     if err is not None:
@@ -153,8 +152,8 @@ def add_model(file: Path, index: Path | None = None, **fields: Any) -> tuple[dic
     file = Path(file)
     if not file.is_file():
         raise HearthNetError("not_found", f"{file}: no such file")
-    doc = json.loads(p.read_text("utf-8"))
     load_index(p)  # the index must be valid before we touch it
+    doc = json.loads(read_text(p, "model index"))
     size, digest = file.stat().st_size, sha256_of(file)
     fmt = fields.get("format") or ("gguf" if file.suffix.lower() == ".gguf" else "safetensors")
     from hearthnet.blobs.chunker import manifest_of_file

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hearthnet.errors import HearthNetError
+from hearthnet.storage import read_text
 from hearthnet.provision.hardware import Tier
 
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
@@ -88,10 +89,9 @@ def _where(loc: tuple[Any, ...]) -> str:
 
 def load_yaml(path: Path) -> Any:
     """YAML from a file; syntax errors name the file and the line."""
+    text = read_text(path)
     try:
-        return yaml.safe_load(Path(path).read_text("utf-8"))
-    except OSError as exc:
-        raise HearthNetError("not_found", f"{path}: cannot read ({exc.strerror})", path=str(path)) from None
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""

@@ -19,7 +19,7 @@ from ruamel.yaml import YAML
 from hearthnet.errors import HearthNetError
 from hearthnet.provision.profiles import validate
 from hearthnet.provision.site import Site
-from hearthnet.storage import atomic_write_text
+from hearthnet.storage import atomic_write_text, read_text
 
 
 def parse_value(text: str) -> Any:
@@ -35,7 +35,7 @@ def edited(path: Path, host: str, key: str, value: Any) -> tuple[str, Site]:
     rt = YAML()  # round trip: comments, order and quoting survive
     rt.preserve_quotes = True
     rt.width = 4096
-    doc = rt.load(Path(path).read_text("utf-8"))
+    doc = rt.load(read_text(path))
     hosts = doc.get("hosts") if hasattr(doc, "get") else None
     if not hosts or host not in hosts:
         raise HearthNetError("not_found", f"no host {host!r} in {path} (have: {', '.join(hosts or [])})")

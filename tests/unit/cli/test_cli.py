@@ -155,3 +155,46 @@ def test_erase(capsys, tmp_path):
 def test_help_exits_zero(capsys, args):
     code, out, _ = cli(capsys, *args)
     assert code == 0 and "Usage" in out
+
+
+@pytest.mark.parametrize("args", [
+    ("render-profile", "--site", "{bin}", "--host", "x", "--out", "{tmp}/o"),
+    ("render-profile", "--profile", "{bin}", "--detect", "--out", "{tmp}/o"),
+    ("profile", "show", "{bin}"),
+    ("site", "set", "--site", "{bin}", "h", "profile", "spark", "--out", "{tmp}/o"),
+    ("models", "list", "--index", "{bin}"),
+    ("models", "verify", "--lock", "{bin}"),
+    ("rag", "seed", "--plan", "{bin}"),
+    ("bootstrap", "--plan", "{bin}"),
+    ("invite", "redeem", "{bin}"),
+])
+def test_a_binary_file_where_text_is_expected_is_one_clear_line(capsys, tmp_path, args):
+    d = tmp_path / "node"
+    assert cli(capsys, "--data-dir", d, "init")[0] == 0
+    binary = tmp_path / "photo.jpg"
+    binary.write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)))
+    code, out, err = cli(capsys, "--data-dir", d, *(a.format(bin=binary, tmp=tmp_path) for a in args))
+    assert code == 2 and err.startswith("error[config_invalid]:") and "not UTF-8 text" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("args", [
+    ("--create-community", ""),
+    ("--create-community", "   "),
+    ("--create-community", "x" * 121),
+    ("--name", "n" * 121),
+])
+def test_init_with_a_bad_name_creates_nothing(capsys, tmp_path, args):
+    d = tmp_path / "node"
+    code, out, err = cli(capsys, "--data-dir", d, "init", *args)
+    assert code == 2 and err.startswith(("error[bad_request]", "error[config_invalid]")) and len(err.strip().splitlines()) == 1, err
+    assert not d.exists()
+
+
+def test_init_trims_the_community_name_and_reruns_as_a_no_op(capsys, tmp_path):
+    d = tmp_path / "node"
+    assert cli(capsys, "--data-dir", d, "init", "--create-community", "  Spaced  ")[0] == 0
+    code, out, _ = cli(capsys, "--data-dir", d, "init", "--create-community", "Spaced", "--json")
+    assert code == 0 and not json.loads(out)["created_community"]
+    code, out, _ = cli(capsys, "--data-dir", d, "id", "--json")
+    assert json.loads(out)["community_name"] == "Spaced"
