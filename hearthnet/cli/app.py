@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
 from hearthnet import constants as C
@@ -104,6 +105,13 @@ def make_console() -> Console:
     return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 240)
 
 
+def progress(*columns: Any, quiet: bool = False, transient: bool = False) -> Progress:
+    """The CLI's progress bars: on stderr, so stdout stays what a script reads, and only on a terminal."""
+    cols = columns or (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    console = Console(stderr=True, highlight=False)
+    return Progress(*cols, console=console, disable=quiet or not console.is_terminal, transient=transient)
+
+
 def table(*columns: str) -> Table:
     """The CLI's one table style."""
     t = Table(show_header=True, header_style="bold", box=None)
@@ -164,4 +172,4 @@ def _click_exit(exc: Exception) -> int:
     return fail(HearthNetError("internal", f"{kind}: {exc}"))  # one line, no traceback
 
 
-__all__ = ["JsonOpt", "app", "command", "emit_json", "globals_", "home", "make_console", "run", "table"]
+__all__ = ["JsonOpt", "app", "command", "emit_json", "globals_", "home", "make_console", "node_label", "progress", "run", "table"]

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.progress import Progress
 
 from hearthnet import constants as C
 from hearthnet.blobs.chunker import BlobManifest, ChunkRef, check_cid, verify_chunk
 from hearthnet.blobs.transfer import CHUNK_PATH
-from hearthnet.cli.app import JsonOpt, app, command, emit_json, home, make_console, table
+from hearthnet.cli.app import JsonOpt, app, command, emit_json, home, make_console, progress, table
 from hearthnet.cli.commands_mesh import NodeOpt, _codes, _with_client, call_node
 from hearthnet.errors import HearthNetError
 from hearthnet.identity.canonical import blake3_hex
@@ -27,11 +27,6 @@ file_app = typer.Typer(help="Files shared on the mesh: stored as content-address
                        no_args_is_help=True)
 app.add_typer(file_app, name="file")
 UPLOADS_IN_FLIGHT = 4
-
-
-def _bar(quiet: bool) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=make_console(),
-                    disable=quiet, transient=False)
 
 
 def _frame_error(data: dict[str, Any]) -> HearthNetError:
@@ -62,7 +57,7 @@ async def upload(c: TransportClient, u: str, path: Path, *, advertise: bool = Tr
     refs: list[ChunkRef] = []
     sem = asyncio.Semaphore(UPLOADS_IN_FLIGHT)
     uploads: list[asyncio.Task[Any]] = []
-    with _bar(quiet) as bar, translate_os_errors(f"cannot read {path}"), path.open("rb") as fh:
+    with progress(quiet=quiet) as bar, translate_os_errors(f"cannot read {path}"), path.open("rb") as fh:
         task = bar.add_task(path.name[:40], total=path.stat().st_size)
 
         async def one(cid: str, data: bytes) -> None:
@@ -123,7 +118,7 @@ def get_cmd(
 
     async def go(c: TransportClient, u: str) -> dict[str, Any]:
         report: dict[str, Any] = {}
-        with _bar(json_out) as bar:
+        with progress(quiet=json_out) as bar:
             task = bar.add_task(f"fetch {cid[7:19]}", total=None)
             async for frame in c.stream_remote(u, "file.fetch", "1.0", {"cid": cid, "pin": pin}, timeout=3600, trace_id="", session_id=None):
                 d = frame["data"]

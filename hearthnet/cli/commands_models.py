@@ -5,10 +5,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.progress import TextColumn
 
 from hearthnet.cli.commands_mesh import _codes
-from hearthnet.cli.app import JsonOpt, app, command, emit_json, home, make_console, table
+from hearthnet.cli.app import JsonOpt, app, command, emit_json, home, make_console, progress, table
 from hearthnet.errors import HearthNetError
 from hearthnet.provision import bundle, lock, models
 
@@ -32,10 +32,6 @@ def _lock_path(given: Path | None) -> Path:
     if not p.is_file():
         raise HearthNetError("not_found", f"no --lock given and no {p} (render-profile writes it beside hearthnet.toml)")
     return p
-
-
-def _bar(quiet: bool) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=make_console(), disable=quiet)
 
 
 @command("list", group=models_app)
@@ -88,7 +84,7 @@ def add_cmd(
 def verify_cmd(lock_file: LockOpt = None, json_out: JsonOpt = False) -> None:
     """Rehash every pinned file against the lock; missing, mismatched and extra files are reported separately."""
     lk = lock.load_lock(_lock_path(lock_file))
-    with _bar(json_out) as bar:
+    with progress(quiet=json_out) as bar:
         task = bar.add_task("verifying", total=sum(m.size for m in lk.models))
         rep = lock.verify_lock(lk, _models_dir(), progress=lambda _id, n: bar.advance(task, n))
     if json_out:
@@ -126,7 +122,7 @@ def fetch_cmd(
     if from_bundle is not None:
         bundle.verify_bundle(from_bundle)
         mirrors.insert(0, str(from_bundle.resolve() / "models"))
-    with _bar(json_out) as bar:
+    with progress(quiet=json_out) as bar:
         tasks = {m.id: bar.add_task(m.id, total=m.size) for m in lk.models}
         res = lock.fetch_sync(lk, _models_dir(), mirrors, upstream=upstream, progress=lambda i, n: bar.advance(tasks[i], n),
                               blobs=None if no_mesh else _mesh_reader())
@@ -213,7 +209,7 @@ def bundle_cmd(
     if not lock_files:
         lock_files = [_lock_path(None)]
     specs = [] if no_wheels else (wheel or [f"{models.REPO_ROOT}[llm,embed]"])
-    with Progress(TextColumn("{task.description}"), console=make_console(), disable=json_out, transient=True) as bar:
+    with progress(TextColumn("{task.description}"), quiet=json_out, transient=True) as bar:
         task = bar.add_task("bundling")
         info = bundle.write_bundle(out, locks=lock_files, plans=list(plans or []), plan_root=plan_root, wheels=specs, no_deps=no_deps,
                                    models_dir=_models_dir(), step=lambda s: bar.update(task, description=f"bundling: {s}"))

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
 
 from hearthnet import constants as C
-from hearthnet.cli.app import JsonOpt, app, command, emit_json, home, make_console, table
+from hearthnet.cli.app import JsonOpt, app, command, emit_json, home, make_console, progress, table
 from hearthnet.cli.commands_mesh import NodeOpt, _codes, _with_client
 from hearthnet.errors import HearthNetError
 from hearthnet.provision import corpora
@@ -56,8 +56,7 @@ def _ingest(docs: list[tuple[Path, str]], corpus: str, language: str, quiet: boo
 
     async def go(c: TransportClient, u: str) -> list[dict[str, Any]]:
         results = []
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=make_console(), disable=quiet,
-                      transient=False) as bar:
+        with progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), quiet=quiet) as bar:
             for f, title in docs:
                 task = bar.add_task(f.name[:40], total=None)
                 body = {"corpus": corpus, "data_b64": base64.b64encode(f.read_bytes()).decode(), "filename": f.name, "title": title,
