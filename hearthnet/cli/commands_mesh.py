@@ -67,12 +67,18 @@ def status_cmd(node: NodeOpt = None, json_out: JsonOpt = False) -> None:
     em = st.get("emergency") or {}
     probes = ", ".join(f"{k} {'ok' if v else 'no answer'}" for k, v in (em.get("probe_results") or {}).items())
     print(f"internet   {em.get('mode', '?')} since {em.get('since', '?')}" + (f"  ({probes})" if probes else "  (no probe targets)"))
-    print(f"local      {', '.join(st['capabilities_local'])}")
+    print(f"local      {_families(st['capabilities_local'])}  (hearthnet caps lists each)")
     t = table(*("peer", "url", "source", "verified", "age s", "capabilities"))
     for p in st["peers"]:
         t.add_row(short_of(p["node_id"]) if p["node_id"] else "?", p["url"], p["source"], "yes" if p["verified"] else "no",
-                  str(p["age_seconds"]), ", ".join(p["capabilities"]))
+                  str(p["age_seconds"]), _families(p["capabilities"]))
     console.print(t)
+
+
+def _families(names: list[str]) -> str:
+    """`llm.chat@1.0, llm.complete@1.0, rag.query@1.0` -> `3 in llm, rag`: one short line per node."""
+    fams = sorted({n.split(".", 1)[0] for n in names})
+    return f"{len(names)} in {', '.join(fams)}" if names else "none"
 
 
 @command("caps")
