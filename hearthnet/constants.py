@@ -51,6 +51,24 @@ TRANSPORT_MAX_BODY_BYTES = 1024 * 1024
 # How far a peer's clock may be from ours before a signed request is stale.
 CLOCK_SKEW_SECONDS = 120
 
+# --- llama.cpp: the one build, and its worker process ------------------------------
+LLAMA_CPP_VERSION = "0.3.36"
+# x86-64-v3 class, never -march=native: a guest whose CPUID advertises AVX-512 or AMX that
+# the hypervisor does not execute dies at the first decode with a native build (issue 13).
+LLAMA_CPP_PORTABLE_CMAKE_ARGS_X86_64 = (
+    "-DGGML_NATIVE=OFF", "-DGGML_AVX=ON", "-DGGML_AVX2=ON", "-DGGML_FMA=ON", "-DGGML_F16C=ON", "-DGGML_BMI2=ON",
+    "-DGGML_AVX_VNNI=OFF", "-DGGML_AVX512=OFF", "-DGGML_AVX512_VBMI=OFF", "-DGGML_AVX512_VNNI=OFF", "-DGGML_AVX512_BF16=OFF",
+    "-DGGML_AMX_TILE=OFF", "-DGGML_AMX_INT8=OFF", "-DGGML_AMX_BF16=OFF",
+)
+LLAMA_CPP_PORTABLE_CMAKE_ARGS_OTHER = ("-DGGML_NATIVE=OFF",)
+ENV_LLAMA_CMAKE_ARGS = "HEARTHNET_LLAMA_CMAKE_ARGS"  # replaces the pinned flags (a box without AVX2)
+ENV_WHEELHOUSE = "HEARTHNET_WHEELHOUSE"  # default: $XDG_CACHE_HOME/hearthnet/wheels
+LLM_WORKER_RESTART_BACKOFF_FIRST_SECONDS = 1.0
+LLM_WORKER_RESTART_BACKOFF_MAX_SECONDS = 60.0
+# A worker that ran this long without dying starts the backoff over at its first step.
+LLM_WORKER_STABLE_SECONDS = 60.0
+LLM_WORKER_FLUSH_SECONDS = 0.05
+
 # --- blobs ------------------------------------------------------------------
 CHUNK_SIZE_BYTES = 262144
 BLOB_GC_DISK_THRESHOLD = 0.80

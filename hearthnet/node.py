@@ -140,11 +140,13 @@ class Node:
         self.bus = CapabilityBus(self.node_id, cfg.bus, trace_size=cfg.observability.trace_ring_buffer, metrics=self.metrics)
         self.bus.register_service(DiagService(self.node_id))
         self.services: list[Any] = []
+        self.llm: LlmService | None = None
         self.bus.resumers.update(RESUMERS)
         if "llm.chat" not in cfg.bus.disabled:
             backends = build_backends(cfg.llm, [cfg.path(cfg.models.dir)])  # none without the llm extra: the node routes llm.* to peers
             if backends:
-                self._add_service(LlmService(backends, self.metrics, self.bus))
+                self.llm = LlmService(backends, self.metrics, self.bus)
+                self._add_service(self.llm)
         if "embed.text" not in cfg.bus.disabled:
             embedder = embedder_from_index(cfg.embedding, [cfg.path(cfg.models.dir)])  # None without the embed extra: routed to peers
             if embedder is not None:
@@ -312,6 +314,8 @@ class Node:
             "clock_offset_to_peers": None if off is None else round(off, 3),
             "clock_warning": warning,
             "uptime_seconds": int(time.monotonic() - self.started),
+            # Native inference runs in supervised worker processes: their state, pid and last crash.
+            "llm_workers": self.llm.workers() if self.llm is not None else [],
         }
 
     def mesh_clock_offset(self) -> float | None:

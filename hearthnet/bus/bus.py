@@ -310,8 +310,9 @@ class CapabilityBus:
                     continue
                 if frames == 0 and lost is None:
                     raise
-                # A node lost mid-stream is a partition; the caller's own deadline is a timeout.
-                code = "timeout" if out_of_time else ("partition" if exc.code in RETRYABLE else exc.code)
+                # A node lost mid-stream is a partition; the caller's own deadline is a timeout. A local
+                # handler's own failure (its llama.cpp worker died: `unhealthy`) keeps its code.
+                code = "timeout" if out_of_time else ("partition" if exc.code in RETRYABLE and not entry.is_local else exc.code)
                 yield {"event": "error", "data": {"code": code, "message": f"{entry.node_id[:20]}… failed mid-stream: {exc.message}"}}
                 return
             finally:

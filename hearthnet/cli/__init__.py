@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from hearthnet.cli import commands_chat, commands_community, commands_file, commands_gateway, commands_log, commands_market, commands_mesh, commands_moderation, commands_models, commands_node, commands_provision, commands_rag  # noqa: F401  (register commands)
+from hearthnet.cli import commands_chat, commands_community, commands_file, commands_gateway, commands_llama, commands_log, commands_market, commands_mesh, commands_moderation, commands_models, commands_node, commands_provision, commands_rag  # noqa: F401  (register commands)
 from hearthnet.cli.app import app, run
 
 

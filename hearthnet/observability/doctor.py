@@ -26,6 +26,7 @@ class CheckResult:
     ok: bool
     detail: str
     fix: str | None = None
+    data: dict[str, object] | None = None  # machine-readable facts for --json (a worker's pid, its last crash)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -208,6 +209,50 @@ def _mesh_clock(home: Home) -> CheckResult:
     applied = health.get("clock_offset_applied") or 0
     detail = "no peers to compare with" if off is None else f"{off:+.1f}s from the peers' median"
     return CheckResult("mesh_clock", True, detail + (f" (corrected by {applied:+.0f}s learnt from peers)" if applied else ""))
+
+
+@register("llm_worker")
+def _llm_worker(home: Home) -> CheckResult:
+    """The running node's llama.cpp worker processes: up, and their last crash if any."""
+    health = _running(home, "/health")
+    if health is None:
+        return CheckResult("llm_worker", True, "node not running (checked when it runs)")
+    workers = health.get("llm_workers") or []
+    if not workers:
+        return CheckResult("llm_worker", True, "no embedded model on this node")
+    parts, ok = [], True
+    for w in workers:
+        state = w["state"]
+        text = f"{w['model']}: {state}" + (f" (pid {w['pid']})" if w.get("pid") else "")
+        if w.get("restarts"):
+            text += f", restarted {w['restarts']}x"
+        crash = w.get("last_crash")
+        if crash:
+            how = f"killed by {crash['signal']}" if crash.get("signal") else f"exited with status {crash['exit_code']}"
+            text += f"; last crash: pid {crash['pid']} {how} at {crash['at']}"
+        if state == "restarting":
+            ok = False
+            text += f"; restarting in {w.get('restart_in_seconds')}s"
+        parts.append(text)
+    fix = None if ok else "see the node's log for the worker's exit; `hearthnet llama check` tells whether llama.cpp was built for this CPU"
+    return CheckResult("llm_worker", ok, "; ".join(parts), fix, data={"workers": workers})
+
+
+@register("llama_build")
+def _llama_build(home: Home) -> CheckResult:
+    """The installed llama-cpp-python was built with the pinned portable flags (a native build crashes on some CPUs)."""
+    from hearthnet.provision import llama_wheel
+
+    lib = llama_wheel.installed_lib()
+    if lib is None:
+        return CheckResult("llama_build", True, "llama-cpp-python not installed (llm.* is routed to peers)")
+    info = llama_wheel.system_info_of(lib)
+    bad = llama_wheel.problems(info, llama_wheel.installed_options(), llama_wheel.portable_flags())
+    if bad:
+        return CheckResult("llama_build", False, f"{lib.parent.parent.name} was not built with the portable flags: {'; '.join(bad)}",
+                           "hearthnet llama install (builds the portable wheel once and installs it)", data={"system_info": info})
+    feats = [k for k, v in llama_wheel.features(info).items() if v and k in llama_wheel.X86_FEATURES.values()]
+    return CheckResult("llama_build", True, f"portable build ({' '.join(feats) or 'no x86 SIMD flags'})", data={"system_info": info})
 
 
 def _multicast_check(name: str, group: str, port: int, enabled: bool, what: str) -> CheckResult:

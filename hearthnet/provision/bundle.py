@@ -4,9 +4,10 @@
     DIR/models.lock.json     the union of those locks
     DIR/corpora/<corpus>/…   the documents of the given corpus plans
     DIR/corpora.json         the plans, with sources rewritten to point into the bundle
-    DIR/wheels/*.whl         wheels for this platform (pip wheel; never an sdist: whatever
-                             builds from source — llama-cpp-python — is built once here and
-                             comes from pip's cache)
+    DIR/wheels/*.whl         wheels for this platform (pip wheel; never an sdist).
+                             llama-cpp-python is the portable wheel of the wheelhouse
+                             (llama_wheel.build: pinned flags, built once, checked), never
+                             one pip builds or caches
     DIR/SHA256SUMS           sha256 of every other file, `sha256sum -c` compatible
 
 A bundle is built in a temporary sibling directory and renamed into place, and is
@@ -42,8 +43,16 @@ def _merged_lock(paths: list[Path]) -> Lock:
     return Lock(version=1, models=[by_id[k] for k in sorted(by_id)])
 
 
-def _wheels(dest: Path, specs: list[str], no_deps: bool) -> None:
-    cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(dest), "--no-build-isolation", *(["--no-deps"] if no_deps else []), *specs]
+def _wheels(dest: Path, specs: list[str], no_deps: bool, step: Callable[[str], None]) -> None:
+    from hearthnet.provision import llama_wheel
+
+    llama: list[str] = []
+    if any("llm" in s or "llama" in s for s in specs):
+        b = llama_wheel.build(say=step)
+        shutil.copyfile(b.wheel_path, dest / b.wheel)
+        llama = ["--find-links", b.dir, "--only-binary", llama_wheel.PACKAGE]
+    cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(dest), "--no-build-isolation", *llama,
+           *(["--no-deps"] if no_deps else []), *specs]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         last = (p.stderr.strip().splitlines() or ["pip failed"])[-1]
@@ -97,7 +106,7 @@ def write_bundle(out: Path, *, locks: list[Path], plans: list[Path], plan_root: 
         if wheels:
             step("wheels")
             (tmp / "wheels").mkdir()
-            _wheels(tmp / "wheels", wheels, no_deps)
+            _wheels(tmp / "wheels", wheels, no_deps, step)
         step("checksums")
         (tmp / SUMS).write_text(_sums(tmp))
         old = out.with_name(f".{out.name}.old")

@@ -12,6 +12,13 @@ Each figure is measured in a fresh process, in three interleaved rounds (`--chil
 instances in one process run two OpenMP teams on two cores and slow each other down,
 which would measure the neighbour, not the bus. Baselines are taken before and after.
 
+The build: the installed llama-cpp-python is the portable wheel (`hearthnet llama install`:
+AVX2/FMA/F16C/BMI2, no AVX-512, no AMX). One more figure compares it, direct in-process,
+with a native build of the same version with AMX switched off (`-DGGML_NATIVE=ON
+-DGGML_AMX_*=OFF`), built once into the wheelhouse by the same code and loaded from an
+unpacked copy in its own process. --quick uses that native wheel only if it is built
+already (a build takes 5-13 minutes); otherwise it says so on stderr and skips the figure.
+
     python tests/bench/bench_tokens.py [-n 128] [--quick]
 """
 
@@ -123,12 +130,36 @@ def remote_rate(n: int, repeats: int) -> float:
                 p.wait(timeout=20)
 
 
-def child(kind: str, n: int, repeats: int) -> float:
-    """One figure from a fresh Python process."""
+NATIVE_NO_AMX = ("-DGGML_NATIVE=ON", "-DGGML_AMX_TILE=OFF", "-DGGML_AMX_INT8=OFF", "-DGGML_AMX_BF16=OFF")
+
+
+def native_dir(quick: bool, keep: Path) -> Path | None:
+    """An unpacked native (AMX off) wheel of the same version, or None in --quick when it is not built yet."""
+    import sys
+    import zipfile
+
+    from hearthnet.provision import llama_wheel
+
+    entry = llama_wheel.wheelhouse_root() / llama_wheel.key(NATIVE_NO_AMX)
+    if quick and not (entry / "build.json").is_file():
+        sys.stderr.write(f"bench_tokens: no native wheel at {entry} yet; the portable-vs-native figure needs a full run\n")
+        return None
+    b = llama_wheel.build(NATIVE_NO_AMX, verify=False, say=lambda line: sys.stderr.write(line + "\n"))
+    with zipfile.ZipFile(b.wheel_path) as z:
+        z.extractall(keep)
+    for so in (keep / "llama_cpp" / "lib").iterdir():
+        so.chmod(0o755)
+    return keep
+
+
+def child(kind: str, n: int, repeats: int, pythonpath: Path | None = None) -> float:
+    """One figure from a fresh Python process (with another llama_cpp first on the path when given)."""
     import subprocess
     import sys
 
-    p = subprocess.run([sys.executable, __file__, "--child", kind, "-n", str(n), "--repeats", str(repeats)], capture_output=True, text=True, timeout=900)
+    env = {**os.environ, **({"PYTHONPATH": os.pathsep.join([str(pythonpath), os.environ.get("PYTHONPATH", "")])} if pythonpath else {})}
+    p = subprocess.run([sys.executable, __file__, "--child", kind, "-n", str(n), "--repeats", str(repeats)], capture_output=True, text=True, timeout=900,
+                       env=env)
     if p.returncode != 0:
         raise SystemExit(f"{kind} run failed: {p.stderr[-2000:]}")
     return float(p.stdout.strip().splitlines()[-1])
@@ -147,14 +178,23 @@ def main() -> None:
     goal = {"local": ">= 0.95x direct llama-cpp", "remote": ">= 0.9x direct llama-cpp"}
     # Interleaved rounds of direct, local, remote: the machine is shared and drifts by
     # ±20 % within minutes; the best of each over all rounds counts.
-    best = {"direct": 0.0, "local": 0.0, "remote": 0.0}
-    for _ in range(1 if a.quick else 3):
-        for kind in best:
-            best[kind] = max(best[kind], child(kind, a.n, repeats))
+    best = {"direct": 0.0, "local": 0.0, "remote": 0.0, "native": 0.0}
+    with tmpdir() as keep:
+        native = native_dir(a.quick, Path(keep))
+        for _ in range(1 if a.quick else 3):
+            for kind in best:
+                if kind == "native":
+                    if native is not None:
+                        best[kind] = max(best[kind], child("direct", a.n, repeats, native))
+                else:
+                    best[kind] = max(best[kind], child(kind, a.n, repeats))
     emit("tokens", f"llm.chat stream through the local bus, {a.n} tokens, SmolLM2 Q4_1", "tokens_per_s", best["local"], "tok/s",
          "llama_cpp.Llama.create_chat_completion stream in-process", best["direct"], goal["local"])
     emit("tokens", f"llm.chat stream from another node on loopback (spark -> hearth over TLS), {a.n} tokens", "tokens_per_s", best["remote"], "tok/s",
          "llama_cpp.Llama.create_chat_completion stream in-process", best["direct"], goal["remote"])
+    if best["native"]:
+        emit("tokens", f"portable llama.cpp build (AVX2/FMA/F16C, no AVX-512/AMX), direct in-process, {a.n} tokens", "tokens_per_s", best["direct"], "tok/s",
+             "native build (-march=native, AMX off), direct in-process", best["native"], "report: the price of portability")
 
 
 if __name__ == "__main__":

@@ -194,6 +194,10 @@ class LlmService:
 
         return handler
 
+    def workers(self) -> list[dict[str, Any]]:
+        """The state of each backend that runs in a worker process (the embedded llama.cpp)."""
+        return [b.worker_status() for b in self.backends if hasattr(b, "worker_status")]
+
     async def start(self) -> None:
         return None
 

@@ -1,32 +1,36 @@
-"""The embedded backend: llama-cpp-python on a pinned GGUF file, loaded on first use.
+"""The embedded backend: llama-cpp-python on a pinned GGUF file, in a worker process of its own.
 
-Generation is blocking C code, so it runs in a worker thread; tokens cross to the
-event loop through a queue. It is always the same thread (one per backend): llama.cpp's
-OpenMP team belongs to the thread that calls it, and a new calling thread per request
-builds a new team while the old one still spins, which cost up to 20 % speed here. Closing the stream sets a flag the worker checks on
-every token, which stops the generation. One generation at a time per model
-(a llama.cpp context is not re-entrant); the bus answers capacity_exceeded
-beyond that.
+llama.cpp is native code; a fault in it (a CPU instruction the guest cannot run, a bug)
+kills the process it runs in. So it runs in a child process the node supervises
+(llama_worker.py, through worker_process.WorkerProcess), like Ollama's and LocalAI's
+runners: when the child dies, the call in flight ends with `unhealthy` (the bus hands an
+llm.* stream to another node when one offers it), the node stays up, and the child is
+restarted with backoff. The child is started at the first request and loads the model then.
+
+One generation at a time per model (a llama.cpp context is not re-entrant); the bus
+answers capacity_exceeded beyond that. Closing the stream cancels the generation in the
+child between two tokens, and the next request waits for nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
+import json
 import os
 import queue
+import sys
 import threading
-import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from hearthnet.errors import HearthNetError
 from hearthnet.services.llm.backends.base import BackendModel, ChatResult, Generation, collect, done_frame
+from hearthnet.services.llm.backends.worker_process import WorkerProcess
 
-_DONE = object()
-FLUSH_SECONDS = 0.05
+CANCEL_WAIT_SECONDS = 30  # how long a cancelled generation may take to notice
 
 
 class LlamaCppBackend:
@@ -40,181 +44,106 @@ class LlamaCppBackend:
         self._path = path  # resolves and verifies the pinned file (at first use)
         self._n_ctx = n_ctx or min(model.ctx_max, 4096)
         self._threads = threads or max(1, os.cpu_count() or 1)
-        self._llm: Any = None
-        self._load_lock = threading.Lock()
-        self._gen_lock = threading.Lock()
-        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._worker: WorkerProcess | None = None
+        self._start_lock = threading.Lock()
+        self._busy = threading.Lock()  # held for the whole of one generation
 
-    def _submit(self, fn: Callable[[], Any]) -> asyncio.Future[Any]:
-        """Run fn on this backend's one llama thread; the result as an asyncio future."""
-        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._serve_jobs, name=f"llama-{self.model.name}", daemon=True)
-            self._thread.start()
-        self._jobs.put((fn, fut))
-        return asyncio.wrap_future(fut)
+    # --- the worker ----------------------------------------------------------------------
+    def _process(self) -> WorkerProcess:
+        """The supervised worker, created (and the model file verified) at first use."""
+        with self._start_lock:
+            if self._worker is None:
+                cfg = {"model_path": str(self._path()), "n_ctx": self._n_ctx, "threads": self._threads}
+                argv = [sys.executable, "-m", "hearthnet.services.llm.backends.llama_worker", json.dumps(cfg)]
+                self._worker = WorkerProcess(argv, f"llama_cpp/{self.model.name}")
+            return self._worker
 
-    def _serve_jobs(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            fn, fut = job
-            if fut.set_running_or_notify_cancel():
-                try:
-                    fut.set_result(fn())
-                except BaseException as exc:
-                    fut.set_exception(exc)
+    def worker_status(self) -> dict[str, Any]:
+        """For /health and `hearthnet doctor`: the worker's state, pid, restarts and last crash."""
+        w = self._worker
+        if w is None:
+            return {"backend": self.name, "model": self.model.name, "state": "not_started", "pid": None, "restarts": 0,
+                    "restart_in_seconds": None, "last_crash": None}
+        return {"backend": self.name, "model": self.model.name, **w.status()}
 
-    def _load(self) -> Any:
-        with self._load_lock:
-            if self._llm is None:
-                try:
-                    import llama_cpp
-                except ImportError as exc:
-                    raise HearthNetError("not_found", "llama-cpp-python is not installed (pip install 'hearthnet[llm]')") from exc
-                path = self._path()
-                self._llm = llama_cpp.Llama(model_path=str(path), n_ctx=self._n_ctx, n_threads=self._threads, verbose=False)
-            return self._llm
+    def _ask(self, msg: dict[str, Any], timeout: float = 300) -> dict[str, Any]:
+        """One request with one answer, waited for in this thread."""
+        w = self._process()
+        answers: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        rid = w.request(msg, answers.put)
+        try:
+            ans = answers.get(timeout=timeout)
+        except queue.Empty:
+            raise HearthNetError("timeout", f"the llama.cpp worker did not answer {msg['op']} within {timeout:.0f}s") from None
+        finally:
+            w.done(rid)
+        return _raise_if_error(ans)
 
     async def warm(self) -> None:
-        await self._submit(self._load)
+        await asyncio.to_thread(self._ask, {"op": "load"})
 
     def count_tokens(self, text: str) -> int:
-        """Exact, with the model's own tokenizer (loads the model if it is not yet)."""
-        return len(self._load().tokenize(text.encode("utf-8"), add_bos=False)) if text else 0
+        """Exact, with the model's own tokenizer (starts the worker and loads the model if need be)."""
+        return int(self._ask({"op": "tokenize", "text": text})["count"])
 
     async def health(self) -> bool:
-        """The pinned file is there and matches its hash (cached after the first check)."""
+        """The pinned file is there and matches its hash, and the worker is not down."""
         try:
             await asyncio.to_thread(self._path)
         except HearthNetError:
             return False
-        return True
+        return self._worker is None or not self._worker.down
 
     def _check_model(self, model: str) -> None:
         if model and model != self.model.name:
             raise HearthNetError("not_found", f"this backend serves {self.model.name}, not {model}")
 
-    def _prompt_tokens(self, llm: Any, text: str) -> int:
-        return len(llm.tokenize(text.encode("utf-8"), add_bos=True))
-
-    def _fit(self, llm: Any, tokens_in: int, gen: Generation) -> None:
-        if tokens_in + gen.max_tokens > llm.n_ctx():
-            raise HearthNetError("payload_too_large", f"prompt is {tokens_in} tokens + max_tokens {gen.max_tokens}; the context holds {llm.n_ctx()}",
-                                 limit=llm.n_ctx())
-
-    def _chat_prompt_tokens(self, llm: Any, messages: list[dict[str, str]]) -> int:
-        # The chat template adds a few tokens per message; count the content plus that overhead.
-        return sum(self._prompt_tokens(llm, m["content"]) + 4 for m in messages) + 2
-
     # --- streaming core ------------------------------------------------------------
-    async def _stream(self, start: Callable[[Any], Any], tokens_in_of: Callable[[Any], int], gen: Generation) -> AsyncIterator[dict[str, Any]]:
-        llm = await self._submit(self._load)
-        tokens_in = tokens_in_of(llm)
-        self._fit(llm, tokens_in, gen)
-        loop = asyncio.get_running_loop()
-        q: asyncio.Queue[Any] = asyncio.Queue()
-        stop = threading.Event()
-        t0 = time.perf_counter()
-        # Tokens wait in `pending` and the loop is woken at most every FLUSH_SECONDS (and at
-        # once for the first token): on a small box every wake-up of the node's thread takes
-        # a core from llama.cpp's compute threads, so one wake per token costs ~10 % speed.
-        pending: list[str] = []
-        lock = threading.Lock()
-        last_wake = [0.0]
-        waiting = [False]  # a wake-up is on its way to the loop
-
-        def wake(item: Any = None) -> None:
-            last_wake[0] = time.monotonic()
-            loop.call_soon_threadsafe(q.put_nowait, item)
-
-        def work() -> None:
-            reason = "stop"
-            try:
-                if not self._gen_lock.acquire(blocking=False):
-                    raise HearthNetError("capacity_exceeded", f"{self.model.name} is busy", retry_after_ms=500)
-                try:
-                    for chunk in start(llm):
-                        if stop.is_set():
-                            reason = "cancelled"
-                            break
-                        choice = chunk["choices"][0]
-                        text = choice.get("delta", {}).get("content") if "delta" in choice else choice.get("text")
-                        if text:
-                            with lock:
-                                pending.append(text)
-                                due = not waiting[0] and time.monotonic() - last_wake[0] >= FLUSH_SECONDS
-                                waiting[0] = waiting[0] or due
-                            if due:
-                                wake()
-                        if choice.get("finish_reason"):
-                            reason = choice["finish_reason"]
-                finally:
-                    self._gen_lock.release()
-                wake((_DONE, reason))
-            except BaseException as exc:  # delivered to the consumer, not lost in the thread
-                wake(exc)
-
-        if self._gen_lock.locked():
+    async def _stream(self, msg: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        if not self._busy.acquire(blocking=False):
             raise HearthNetError("capacity_exceeded", f"{self.model.name} is busy", retry_after_ms=500)
-        worker = self._submit(work)
-        out = 0
+        w: WorkerProcess | None = None
+        rid = None
+        ended = False
         try:
+            w = await asyncio.to_thread(self._process)  # hashes the model file the first time
+            loop = asyncio.get_running_loop()
+            q: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+            rid = w.request(msg, lambda m: loop.call_soon_threadsafe(q.put_nowait, m))
             while True:
-                item = await q.get()
-                with lock:
-                    texts = pending[:]
-                    pending.clear()
-                    waiting[0] = False
-                if texts:
-                    out += len(texts)
-                    yield {"event": "token", "data": {"text": "".join(texts), "tokens": len(texts)}}
-                if isinstance(item, BaseException):
-                    if isinstance(item, HearthNetError):
-                        raise item
-                    raise HearthNetError("internal", f"llama.cpp: {type(item).__name__}: {item}")
-                if isinstance(item, tuple) and item and item[0] is _DONE:
-                    with lock:
-                        texts = pending[:]
-                        pending.clear()
-                    if texts:
-                        out += len(texts)
-                        yield {"event": "token", "data": {"text": "".join(texts), "tokens": len(texts)}}
-                    yield done_frame(self.model.name, self.name, tokens_in, out, item[1], int((time.perf_counter() - t0) * 1000))
+                m = await q.get()
+                ev = m.get("ev")
+                if ev == "token":
+                    yield {"event": "token", "data": {"text": m["text"], "tokens": m["tokens"]}}
+                elif ev == "done":
+                    ended = True
+                    yield done_frame(self.model.name, self.name, m["tokens_in"], m["tokens_out"], m["stop_reason"], m["ms"])
                     return
+                else:
+                    ended = True
+                    _raise_if_error(m)
         finally:
-            stop.set()  # the consumer left (or finished): the worker stops at its next token
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(worker), 30)
+            try:
+                if w is not None and rid is not None and not ended:
+                    # The consumer left: stop the generation, and wait for it to stop, so the
+                    # next request finds the model free.
+                    w.send({"op": "cancel", "target": rid})
+                    with contextlib.suppress(Exception):
+                        async with asyncio.timeout(CANCEL_WAIT_SECONDS):
+                            while (await q.get()).get("ev") not in ("done", "error", "died"):
+                                pass
+            finally:
+                if w is not None and rid is not None:
+                    w.done(rid)
+                self._busy.release()
 
     def stream_chat(self, model: str, messages: list[dict[str, str]], gen: Generation, prefix: str = "") -> AsyncIterator[dict[str, Any]]:
         self._check_model(model)
-        kw = self._kw(gen)
-        if prefix:
-            # Continue the assistant's turn: the chat template's prompt, then the text so far,
-            # generated on as plain completion (the model's end-of-turn token still ends it).
-            return self._stream(lambda llm: llm.create_completion(prompt=self._chat_prompt(llm, messages) + prefix, stream=True, **kw),
-                                lambda llm: self._prompt_tokens(llm, self._chat_prompt(llm, messages) + prefix), gen)
-        return self._stream(lambda llm: llm.create_chat_completion(messages=messages, stream=True, **kw),
-                            lambda llm: self._chat_prompt_tokens(llm, messages), gen)
-
-    @staticmethod
-    def _chat_prompt(llm: Any, messages: list[dict[str, str]]) -> str:
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        template = llm.metadata.get("tokenizer.chat_template")
-        if not template:
-            raise HearthNetError("bad_request", "this model has no chat template, so a partial answer cannot be continued")
-        eos = llm._model.token_get_text(llm.token_eos())  # what the template writes at a turn's end
-        bos = llm._model.token_get_text(llm.token_bos())
-        return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)(messages=messages).prompt
+        return self._stream({"op": "chat", "messages": messages, "gen": asdict(gen), "prefix": prefix})
 
     def stream_complete(self, model: str, prompt: str, gen: Generation) -> AsyncIterator[dict[str, Any]]:
         self._check_model(model)
-        kw = self._kw(gen)
-        return self._stream(lambda llm: llm.create_completion(prompt=prompt, stream=True, **kw), lambda llm: self._prompt_tokens(llm, prompt), gen)
+        return self._stream({"op": "complete", "prompt": prompt, "gen": asdict(gen)})
 
     async def chat(self, model: str, messages: list[dict[str, str]], gen: Generation) -> ChatResult:
         return await collect(self.stream_chat(model, messages, gen))
@@ -222,21 +151,24 @@ class LlamaCppBackend:
     async def complete(self, model: str, prompt: str, gen: Generation) -> ChatResult:
         return await collect(self.stream_complete(model, prompt, gen))
 
-    @staticmethod
-    def _kw(gen: Generation) -> dict[str, Any]:
-        kw: dict[str, Any] = {"max_tokens": gen.max_tokens, "temperature": gen.temperature, "stop": gen.stop or None}
-        if gen.seed is not None:
-            kw["seed"] = gen.seed
-        return kw
-
     async def close(self) -> None:
-        with self._load_lock:
-            llm, self._llm = self._llm, None
-        if llm is not None and hasattr(llm, "close"):
-            await self._submit(llm.close)
-        if self._thread is not None:
-            self._jobs.put(None)
-            self._thread = None
+        w, self._worker = self._worker, None
+        if w is not None:
+            await asyncio.to_thread(w.close)
+
+
+def _raise_if_error(m: dict[str, Any]) -> dict[str, Any]:
+    ev = m.get("ev")
+    if ev == "error":
+        raise HearthNetError(m.get("code", "internal"), m.get("message", "the llama.cpp worker failed"), **(m.get("details") or {}))
+    if ev == "died":
+        crash = m.get("crash")
+        if crash is None:
+            raise HearthNetError("unhealthy", "the llama.cpp worker was shut down")
+        how = f"killed by {crash['signal']}" if crash.get("signal") else f"exited with status {crash['exit_code']}"
+        raise HearthNetError("unhealthy", f"the llama.cpp worker (pid {crash['pid']}) was {how}; the node restarts it", worker_pid=crash["pid"],
+                             signal=crash.get("signal"))
+    return m
 
 
 __all__ = ["LlamaCppBackend"]
