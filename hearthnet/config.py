@@ -93,7 +93,7 @@ class BusConfig(_Section):
 
 class LlmBackendConfig(_Section):
     name: Literal["llama_cpp", "ollama", "lmstudio", "vllm", "hf_api", "anthropic_api", "nemotron", "openbmb"] = Field(
-        description="Which backend: llama_cpp runs a pinned GGUF in-process; the others are HTTP servers.")
+        description="Which backend: llama_cpp runs a pinned GGUF in a supervised worker process; the others are HTTP servers.")
     url: str | None = Field(None, description="Server base URL (…/v1); empty means the backend's default.")
     model: str | None = Field(None, description="Model id: a model-index id for llama_cpp, the server's model name otherwise.")
     api_key_env: str | None = Field(None, description="Name of the environment variable holding the API key (keys never go in this file).")

@@ -272,8 +272,9 @@ def build(flags: tuple[str, ...] | None = None, *, verify: bool = True, say: Cal
     flags = portable_flags() if flags is None else flags
     root = wheelhouse_root()
     final = root / key(flags)
-    with _locked(root):
-        found = _read_build(final)
+    found = _read_build(final)  # an entry appears whole (renamed into place): no lock needed to read one
+    with contextlib.nullcontext() if found is not None else _locked(root):
+        found = found or _read_build(final)
         if found is not None:
             if verify:
                 check(found.system_info, found.options, flags, found.wheel)

@@ -168,3 +168,21 @@ def test_the_installed_library_is_the_wheelhouse_build():
     info, options = llama_wheel._probe_wheel(b.wheel_path)
     llama_wheel.check(info, options, tuple(b.flags), b.wheel)
     assert options["GGML_NATIVE"] == "OFF" and llama_wheel.installed_options()["GGML_NATIVE"] == "OFF"
+
+
+def test_llama_check_on_the_command_line(capsys, monkeypatch):
+    pytest.importorskip("llama_cpp")
+    from hearthnet.cli import run
+
+    assert run(["llama", "check", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["ok"] and out["flags"] == list(llama_wheel.portable_flags()) and ("AVX2 = 1" in out["system_info"] or not X86)
+    # A bad override is one line with its code, before anything is built or loaded.
+    monkeypatch.setenv(C.ENV_LLAMA_CMAKE_ARGS, "-DGGML_NATIVE=ON")
+    assert run(["llama", "check"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error[config_invalid]") and len(err.strip().splitlines()) == 1
+    # Held to other flags than it was built with, the installed library fails loudly.
+    monkeypatch.setenv(C.ENV_LLAMA_CMAKE_ARGS, "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=OFF")
+    assert run(["llama", "check"]) == 2
+    assert "GGML_AVX2 = ON (the flags say OFF)" in capsys.readouterr().err
