@@ -463,7 +463,7 @@ class Node:
         revoked = self.log.membership.revoked
         for flow in list(self.flows.values()):
             if getattr(flow, "caller", None) in revoked:
-                flow.cancelled.set()
+                flow.cancel("revoked", "the caller's membership was revoked")
 
     async def deliver_to(self, node_id: str) -> str:
         """Push our log to a message's recipient now ("direct"), else to a peer that will carry it
@@ -604,7 +604,7 @@ class Node:
         await self.detector.shutdown()
         self.logger.info("node stopping")
         for flow in list(self.flows.values()):
-            flow.cancelled.set()
+            flow.cancel("unhealthy", "the node is stopping")
         self._server.should_exit = True
         for t in [*loops, *self._bg]:
             t.cancel()

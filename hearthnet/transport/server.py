@@ -239,7 +239,7 @@ def build_app(node: Node) -> FastAPI:
         flow = node.flows.get(str(msg.get("stream_id")) if isinstance(msg, dict) else "")
         if flow is None:
             raise HearthNetError("not_found", "no such open stream")
-        flow.cancelled.set()
+        flow.cancel("aborted", "the caller cancelled the stream")
         return JSONResponse({"ok": True})
 
     # --- sync --------------------------------------------------------------------------
@@ -397,10 +397,7 @@ async def _sse(node: Node, name: str, caller: Caller, first: dict[str, Any] | No
                     frame = await frames.__anext__()
                 except StopAsyncIteration:
                     break
-            if flow.cancelled.is_set():
-                result = "cancelled"
-                break
-            seq = await flow.send()
+            seq = await flow.send()  # raises the cancellation's error, which ends the stream with its frame
             yield encode_frame(seq, str(frame.get("event", "chunk")), frame.get("data", {}))
     except HearthNetError as exc:
         result = exc.code

@@ -9,7 +9,8 @@ The first frame is `ready` with the `stream_id`. The receiver acknowledges with
 STREAM_ACK_INTERVAL_FRAMES frames; the sender keeps at most STREAM_WINDOW_FRAMES
 unacknowledged frames in flight and ends the stream with a `timeout` error if
 no acknowledgement comes within STREAM_ACK_TIMEOUT_SECONDS. Closing the
-connection (or `POST /bus/v1/cancel`) ends the handler.
+connection ends the handler; a cancellation (`POST /bus/v1/cancel`, the caller's
+revocation, the node stopping) ends the stream with one `error` frame saying why.
 """
 
 from __future__ import annotations
@@ -65,19 +66,25 @@ class FlowControl:
         self.ack_timeout = ack_timeout
         self.sent = 0
         self.acked = 0
-        self._acked = asyncio.Event()
-        self.cancelled = asyncio.Event()
+        self._wake = asyncio.Event()  # an ack came, or the stream was cancelled
+        self.cancelled: HearthNetError | None = None
 
     @property
     def window_used(self) -> int:
         return self.sent - self.acked
 
     async def send(self) -> int:
-        """Wait for room in the window; returns the sequence number of the next frame."""
-        while self.sent - self.acked >= self.window:
-            self._acked.clear()
+        """Wait for room in the window; returns the sequence number of the next frame.
+        Raises the cancellation's error (`aborted`, `revoked`, `unhealthy`) as soon as the stream is cancelled,
+        also while it waits for an ack (a receiver that stopped reading must not hold it open)."""
+        while True:
+            if self.cancelled is not None:
+                raise self.cancelled
+            if self.sent - self.acked < self.window:
+                break
+            self._wake.clear()
             try:
-                await asyncio.wait_for(self._acked.wait(), self.ack_timeout)
+                await asyncio.wait_for(self._wake.wait(), self.ack_timeout)
             except TimeoutError:
                 raise HearthNetError("timeout", f"receiver acknowledged nothing for {self.ack_timeout:.0f}s") from None
         self.sent += 1
@@ -86,7 +93,13 @@ class FlowControl:
     def ack(self, upto: int) -> None:
         if upto > self.acked:
             self.acked = min(upto, self.sent)
-            self._acked.set()
+            self._wake.set()
+
+    def cancel(self, code: str, message: str) -> None:
+        """End the stream with one `error {code, message}` frame (the first reason wins)."""
+        if self.cancelled is None:
+            self.cancelled = HearthNetError(code, message)
+            self._wake.set()
 
 
 __all__ = ["Frame", "FlowControl", "encode_frame", "parse_sse"]

@@ -82,9 +82,9 @@ def test_invite_redeem_call_then_revoke(mesh, tmp_path):
         t0 = time.monotonic()
         r = json.loads((await run(m.base / "n0", "member", "revoke", b.node_id, "--reason", "sold the box", "--json")).stdout)
         assert r["effective"]
-        with pytest.raises(HearthNetError):
-            async for _ in stream:
-                pass
+        rest = [f async for f in stream]  # frames sent before the revocation, then one error frame, even while the caller read nothing
+        assert rest[-1] == {"event": "error", "data": {"code": "revoked", "message": "the caller's membership was revoked"}}
+        assert all(f["event"] == "chunk" for f in rest[:-1]) and len(rest) < 199
         assert time.monotonic() - t0 < 10
         with pytest.raises(HearthNetError) as e:
             await b.client.call_remote(a.url, "echo.ping", "1.0", {}, timeout=10, trace_id="", session_id=None)
