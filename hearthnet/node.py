@@ -604,7 +604,7 @@ class Node:
         await self.detector.shutdown()
         self.logger.info("node stopping")
         for flow in list(self.flows.values()):
-            flow.cancel("unhealthy", "the node is stopping")
+            flow.cancel("partition", "the serving node is stopping")
         self._server.should_exit = True
         for t in [*loops, *self._bg]:
             t.cancel()
