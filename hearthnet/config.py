@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import tomli_w
 import tomlkit
@@ -21,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from hearthnet import constants as C
-from hearthnet.errors import HearthNetError
+from hearthnet.errors import HearthNetError, validation_path
 from hearthnet.storage import atomic_write_text
 
 
@@ -162,14 +164,48 @@ class EmergencyConfig(_Section):
     @field_validator("probe_targets")
     @classmethod
     def _targets(cls, v: list[str]) -> list[str]:
-        from hearthnet.emergency.probes import parse_target
-
         for t in v:
             try:
                 parse_target(t)
             except HearthNetError as exc:
                 raise ValueError(exc.message) from None
         return v
+
+
+# --- emergency probe targets (parsed here, with the setting; probed by emergency.probes) ---------------
+@dataclass(frozen=True)
+class ProbeTarget:
+    text: str
+    kind: str  # http | dns | resolve
+    host: str
+    port: int
+    path: str  # http: path; dns: the name asked for
+
+
+def parse_target(text: str) -> ProbeTarget:
+    u = urlsplit(text)
+    try:
+        if u.scheme in ("http", "https") and u.hostname:
+            return ProbeTarget(text, "http", u.hostname, u.port or (443 if u.scheme == "https" else 80), u.path or "/")
+        if u.scheme == "dns" and u.hostname and u.path.strip("/"):
+            return ProbeTarget(text, "dns", u.hostname, u.port or 53, u.path.strip("/"))
+    except ValueError:
+        pass
+    name = text[4:] if u.scheme == "dns" and not u.netloc else ("" if u.scheme else text)
+    if name and all(c.isalnum() or c in ".-" for c in name) and not _is_ip(name):
+        return ProbeTarget(text, "resolve", name, 0, "")
+    raise HearthNetError("config_invalid", f"emergency.probe_targets: {text!r} is not https://host/path, dns://server/name or a host name")
+
+
+def _is_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
+
 
 
 class UiConfig(_Section):
@@ -402,7 +438,7 @@ def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 def _config_error(exc: ValidationError, data: dict[str, Any], cfg_path: Path | None) -> HearthNetError:
     err = exc.errors()[0]
     loc = [str(p) for p in err["loc"]]
-    key = ".".join(loc)
+    key = validation_path(exc, "")
     env_name = C.ENV_PREFIX + "__".join(p.upper() for p in loc)
     if env_name in os.environ:
         where = f"environment {env_name}"

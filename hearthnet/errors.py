@@ -113,4 +113,19 @@ class HearthNetError(Exception):
         return f"HearthNetError({self.code!r}, {self.message!r})"
 
 
-__all__ = ["ERRORS", "ErrorSpec", "HearthNetError"]
+def validation_path(exc: Any, root: str = "(root)") -> str:
+    """The dotted key path of a validation error's first problem (pydantic's and FastAPI's have `errors()`).
+    `[key]`, pydantic's mark for a bad dict key, is left out."""
+    loc = exc.errors()[0].get("loc", ())
+    return ".".join(str(p) for p in loc if p != "[key]") or root
+
+
+def validation_message(exc: Any, root: str = "(root)", *, show_input: bool = False) -> str:
+    """A validation error as one line, `key.path: what is wrong` (and ` (got VALUE)` for a scalar input)."""
+    err = exc.errors()[0]
+    got = err.get("input")
+    shown = f" (got {str(repr(got))[:80]})" if show_input and "input" in err and not isinstance(got, dict | list) else ""
+    return f"{validation_path(exc, root)}: {err.get('msg', 'invalid')}{shown}"
+
+
+__all__ = ["ERRORS", "ErrorSpec", "HearthNetError", "validation_message", "validation_path"]

@@ -6,6 +6,9 @@ The CLI and the node runtime both go through `Home`, so "where is the key" and
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +20,9 @@ from hearthnet.config import Config
 from hearthnet.errors import HearthNetError
 from hearthnet.events.log import EventLog
 from hearthnet.identity import keys
-from hearthnet.identity.community import community_name, genesis_data
+from hearthnet.events.community import community_name, genesis_data
 from hearthnet.identity.keys import KeyPair
-from hearthnet.storage import ensure_private_dir, translate_os_errors
+from hearthnet.storage import atomic_write_text, ensure_private_dir, translate_os_errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,28 @@ class Home:
     def root_key(self) -> KeyPair | None:
         """The community root key, when this node holds it (the anchor that created the community)."""
         return keys.load(self.root_key_path) if self.root_key_path.exists() else None
+
+    # --- the run file: how the CLI finds this data dir's running node ------------------------
+    @property
+    def run_file(self) -> Path:
+        return self.data_dir / C.RUN_FILE
+
+    def read_run_file(self) -> dict[str, Any] | None:
+        """What the running node of this data dir wrote at start (url, port, pid, TLS fingerprint),
+        or None when none runs (no file, or its pid is gone)."""
+        try:
+            info = json.loads(self.run_file.read_text())
+            os.kill(int(info["pid"]), 0)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return info if isinstance(info, dict) else None
+
+    def write_run_file(self, info: dict[str, Any]) -> None:
+        atomic_write_text(self.run_file, json.dumps(info), mode=0o600)
+
+    def remove_run_file(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.run_file.unlink()
 
     def open_log(self) -> EventLog:
         cid = self.community_id

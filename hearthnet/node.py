@@ -35,7 +35,7 @@ from hearthnet.emergency.state import StateBus
 from hearthnet.events import sync
 from hearthnet.events.replay import ActivityView, ReplayEngine
 from hearthnet.home import Home
-from hearthnet.identity.community import build_community_manifest
+from hearthnet.events.community import build_community_manifest
 from hearthnet.identity.envelope import Signed
 from hearthnet.identity.manifest import CapabilitySpec, Endpoint, HardwareSpec, NodeManifest, build_node_manifest, verify_node_manifest
 from hearthnet.discovery.peers import PeerRegistry
@@ -46,8 +46,8 @@ from hearthnet.blobs.transfer import Source, TransferManager
 from hearthnet.services.file.service import FileService
 from hearthnet.services.file.view import FileView
 from hearthnet.services.chat.service import ChatService
-from hearthnet.community.invite import RedeemedInvites
-from hearthnet.community.service import CommunityService
+from hearthnet.identity.invite import RedeemedInvites
+from hearthnet.services.community.service import CommunityService
 from hearthnet.events.types import MEMBERSHIP_TYPES
 from hearthnet.services.chat.view import ChatView
 from hearthnet.services.moderation.service import ModerationService
@@ -59,7 +59,6 @@ from hearthnet.services.marketplace.service import MarketService
 from hearthnet.services.marketplace.view import MarketView
 from hearthnet.services.embedding.service import EmbeddingService, embedder_from_index
 from hearthnet.services.llm.service import RESUMERS, LlmService, build_backends
-from hearthnet.storage import atomic_write_text
 from hearthnet.transport.client import TransportClient
 from hearthnet.transport.nonces import NonceStore
 from hearthnet.transport.pubsub import PubSub
@@ -67,7 +66,6 @@ from hearthnet.transport.ratelimit import RateLimiter
 from hearthnet.transport.streams import FlowControl
 from hearthnet.transport.tls import PinStore, ensure_cert, origin, pin_first_contact
 
-RUN_FILE = "run/node.json"
 
 
 def bind_socket(host: str, port: int, hint: str) -> socket.socket:
@@ -683,23 +681,11 @@ class Node:
         self.mdns = self.udp = None
 
     def _write_run_file(self) -> None:
-        info = {"pid": os.getpid(), "url": self.url, "port": self.port, "node_id": self.node_id, "tls_fingerprint": self.tls_fingerprint,
-                "gateway_url": self.gateway_url}
-        atomic_write_text(self.config.data_dir / RUN_FILE, json.dumps(info), mode=0o600)
+        self.home.write_run_file({"pid": os.getpid(), "url": self.url, "port": self.port, "node_id": self.node_id,
+                                  "tls_fingerprint": self.tls_fingerprint, "gateway_url": self.gateway_url})
 
     def _remove_run_file(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            (self.config.data_dir / RUN_FILE).unlink()
+        self.home.remove_run_file()
 
 
-def read_run_file(data_dir: Path) -> dict[str, Any] | None:
-    p = data_dir / RUN_FILE
-    try:
-        info = json.loads(p.read_text())
-        os.kill(int(info["pid"]), 0)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return info
-
-
-__all__ = ["RUN_FILE", "Node", "read_run_file"]
+__all__ = ["Node"]

@@ -9,7 +9,7 @@ from eventgen import Chain, seeded_key
 
 from hearthnet.events.log import EventLog
 from hearthnet.identity import keys
-from hearthnet.identity.community import genesis_data
+from hearthnet.events.community import genesis_data
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ def create_cmd(
     if endpoint:
         body["endpoints"] = endpoint
     res = call_node("community.invite", body, node)
-    from hearthnet.community.invite import qr_png
+    from hearthnet.identity.invite import qr_png
 
     if out is not None:
         atomic_write_text(out, res["invite"] + "\n", mode=0o600)

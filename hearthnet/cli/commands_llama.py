@@ -1,4 +1,4 @@
-"""The one llama.cpp build: `hearthnet llama build|install|check` (hearthnet.provision.llama_wheel)."""
+"""The one llama.cpp build: `hearthnet llama build|install|check` (hearthnet.provision.actions.llama_wheel)."""
 # No `from __future__ import annotations` here: typer reads the real annotation objects.
 
 import sys
@@ -6,7 +6,7 @@ import sys
 import typer
 
 from hearthnet.cli.app import JsonOpt, app, command, emit_json
-from hearthnet.provision import llama_wheel
+from hearthnet.provision.actions import llama_wheel
 
 llama_app = typer.Typer(help="llama-cpp-python built once with portable CPU flags, into a wheelhouse outside pip's cache.", no_args_is_help=True)
 app.add_typer(llama_app, name="llama")

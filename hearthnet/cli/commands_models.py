@@ -10,7 +10,8 @@ from rich.progress import TextColumn
 from hearthnet.cli.commands_mesh import _codes
 from hearthnet.cli.app import JsonOpt, app, command, emit_json, home, make_console, progress, table
 from hearthnet.errors import HearthNetError
-from hearthnet.provision import bundle, lock, models
+from hearthnet.provision import lock, models
+from hearthnet.provision.actions import bundle, fetch
 
 console = make_console()
 models_app = typer.Typer(help="Model files: the index, pinned files on this box, offline bundles.", no_args_is_help=True)
@@ -124,7 +125,7 @@ def fetch_cmd(
         mirrors.insert(0, str(from_bundle.resolve() / "models"))
     with progress(quiet=json_out) as bar:
         tasks = {m.id: bar.add_task(m.id, total=m.size) for m in lk.models}
-        res = lock.fetch_sync(lk, _models_dir(), mirrors, upstream=upstream, progress=lambda i, n: bar.advance(tasks[i], n),
+        res = fetch.fetch_sync(lk, _models_dir(), mirrors, upstream=upstream, progress=lambda i, n: bar.advance(tasks[i], n),
                               blobs=None if no_mesh else _mesh_reader())
     if json_out:
         emit_json(res.as_dict())

@@ -169,7 +169,7 @@ def bootstrap_cmd(
 
     from hearthnet.cli.app import home
     from hearthnet.cli.commands_mesh import call_node
-    from hearthnet.provision import bootstrap
+    from hearthnet.provision.actions import bootstrap
 
     rep = bootstrap.run(home(), plan, invites=invites, call_node=lambda name, body: call_node(name, body, None), run_async=asyncio.run)
     if json_out:

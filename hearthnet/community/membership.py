@@ -17,7 +17,7 @@ from hearthnet import config as config_mod
 from hearthnet.errors import HearthNetError
 from hearthnet.events.log import EventLog
 from hearthnet.home import Home
-from hearthnet.identity.community import verify_community_manifest
+from hearthnet.events.community import verify_community_manifest
 from hearthnet.identity.keys import parse_node_id
 from hearthnet.storage import atomic_write_text
 from hearthnet.transport.client import TransportClient
@@ -113,7 +113,7 @@ async def redeem_invite(home: Home, text: str) -> dict[str, Any]:
     """Redeem an invite: check it is for this node and current, verify the community manifest at
     an endpoint, have the issuing node admit this node, then join (sync the log). On failure
     nothing of the community is left here."""
-    from hearthnet.community.invite import check_for, decode
+    from hearthnet.identity.invite import check_for, decode
     from hearthnet.transport.tls import pin_first_contact
 
     kp = home.identity()

@@ -13,44 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from hearthnet.config import ProbeTarget as Target
+from hearthnet.config import parse_target
 from hearthnet.errors import HearthNetError
-
-
-@dataclass(frozen=True)
-class Target:
-    text: str
-    kind: str  # http | dns | resolve
-    host: str
-    port: int
-    path: str  # http: path; dns: the name asked for
-
-
-def parse_target(text: str) -> Target:
-    u = urlsplit(text)
-    try:
-        if u.scheme in ("http", "https") and u.hostname:
-            return Target(text, "http", u.hostname, u.port or (443 if u.scheme == "https" else 80), u.path or "/")
-        if u.scheme == "dns" and u.hostname and u.path.strip("/"):
-            return Target(text, "dns", u.hostname, u.port or 53, u.path.strip("/"))
-    except ValueError:
-        pass
-    name = text[4:] if u.scheme == "dns" and not u.netloc else ("" if u.scheme else text)
-    if name and all(c.isalnum() or c in ".-" for c in name) and not _is_ip(name):
-        return Target(text, "resolve", name, 0, "")
-    raise HearthNetError("config_invalid", f"emergency.probe_targets: {text!r} is not https://host/path, dns://server/name or a host name")
-
-
-def _is_ip(text: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(text)
-        return True
-    except ValueError:
-        return False
 
 
 async def probe(t: Target, timeout: float) -> bool:
@@ -58,7 +25,7 @@ async def probe(t: Target, timeout: float) -> bool:
     try:
         async with asyncio.timeout(timeout):
             if t.kind == "http":
-                from hearthnet.transport.client import ServiceClient  # the one HTTP client
+                from hearthnet.httpclient import ServiceClient  # the one plain HTTP client
 
                 u = urlsplit(t.text)
                 c = ServiceClient(f"{u.scheme}://{u.netloc}", timeout=timeout)

@@ -15,9 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hearthnet.errors import HearthNetError
+from hearthnet.errors import HearthNetError, validation_message
 from hearthnet.events.log import EventLog
-from hearthnet.events.types import validation_message
 
 MAX_BATCH_EVENTS = 1000
 MAX_BATCH_BYTES = 8 * 1024 * 1024

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hearthnet.errors import HearthNetError
+from hearthnet.errors import HearthNetError, validation_message
 
 EventType = Literal[
     "community.created",
@@ -265,12 +265,6 @@ DATA_SCHEMAS: dict[str, type[_Strict]] = {
     **MARKET_SCHEMAS,
     **CHAT_SCHEMAS,
 }
-
-
-def validation_message(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    path = ".".join(str(p) for p in err["loc"]) or "(root)"
-    return f"{path}: {err['msg']}"
 
 
 def check_payload(obj: dict[str, Any]) -> EventPayload:

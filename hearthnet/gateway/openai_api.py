@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from ulid import ULID
 
-from hearthnet.errors import ERRORS, HearthNetError
+from hearthnet.errors import ERRORS, HearthNetError, validation_message
 from hearthnet.gateway.apikeys import ApiKeyStore
 from hearthnet.transport.server import authenticate_signed, read_body
 
@@ -183,9 +183,7 @@ def build_gateway(node: Node) -> FastAPI:
         try:
             return model.model_validate_json(body or b"{}")
         except ValidationError as exc:
-            e = exc.errors()[0]
-            where = ".".join(str(x) for x in e.get("loc", ())) or "body"
-            raise HearthNetError("bad_request", f"{where}: {e.get('msg', 'invalid')}") from None
+            raise HearthNetError("bad_request", validation_message(exc, "body")) from None
 
     @app.get("/v1/models")
     async def models(request: Request) -> JSONResponse:

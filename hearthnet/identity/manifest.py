@@ -12,8 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hearthnet import clock
 from hearthnet import constants as C
-from hearthnet.errors import HearthNetError
-from hearthnet.events.types import validation_message
+from hearthnet.errors import HearthNetError, validation_message
 from hearthnet.identity.envelope import Signed, open_signed, seal
 from hearthnet.identity.keys import KeyPair
 

@@ -161,10 +161,9 @@ def _running(home: Home, path: str) -> dict | None:
 
     /health is read unsigned (it is public), so a node whose clock is far off,
     which refuses signed requests as stale, can still say what is wrong."""
-    from hearthnet.node import read_run_file
     from hearthnet.transport.local import run_with_node
 
-    if read_run_file(home.data_dir) is None:
+    if home.read_run_file() is None:
         return None
     return run_with_node(home, None, lambda c, u: c.get(u, path, timeout=5, signed=path != "/health"))
 
@@ -241,7 +240,7 @@ def _llm_worker(home: Home) -> CheckResult:
 @register("llama_build")
 def _llama_build(home: Home) -> CheckResult:
     """The installed llama-cpp-python was built with the pinned portable flags (a native build crashes on some CPUs)."""
-    from hearthnet.provision import llama_wheel
+    from hearthnet.provision.actions import llama_wheel
 
     lib = llama_wheel.installed_lib()
     if lib is None:
@@ -289,9 +288,7 @@ def _udp(home: Home) -> CheckResult:
 
 
 def read_url(home: Home) -> str:
-    from hearthnet.node import read_run_file
-
-    info = read_run_file(home.data_dir) or {}
+    info = home.read_run_file() or {}
     return str(info.get("url", "?"))
 
 

@@ -26,7 +26,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hearthnet.errors import HearthNetError
+from hearthnet.errors import HearthNetError, validation_message, validation_path
 
 T = TypeVar("T")
 UNKNOWN = "unknown"
@@ -218,9 +218,7 @@ def load_facts(path: Path) -> HardwareFacts:
     except OSError as exc:
         raise HearthNetError("not_found", f"{path}: cannot read hardware facts ({exc.strerror})") from None
     except ValidationError as exc:
-        e = exc.errors()[0]
-        where = ".".join(str(x) for x in e.get("loc", ())) or "(top)"
-        raise HearthNetError("config_invalid", f"{path}: at {where}: {e.get('msg')}", path=str(path), key=where) from None
+        raise HearthNetError("config_invalid", f"{path}: at {validation_message(exc, '(top)')}", path=str(path), key=validation_path(exc, "(top)")) from None
 
 
 # --- tiers -------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""models.lock.json on a box: verify what is there, fetch what is not.
+"""models.lock.json on a box: what it pins, and verifying what is there (fetching what is not: provision.actions.fetch).
 
 A lock entry pins one file (id, file, sha256, size, sources). A box keeps fetched files
 in its models dir (`[models] dir`, DATA_DIR/models) by file name; packaged models stay in
@@ -12,11 +12,10 @@ wrong model under its real name.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from hearthnet.errors import HearthNetError
 from hearthnet.provision.models import package_path
 from hearthnet.provision.profiles import load_yaml, validate
-from hearthnet.storage import fsync_dir
 
 PARTIAL = ".partial-"
 Progress = Callable[[str, int], None]  # (model id, bytes just done)
@@ -122,109 +120,6 @@ def verify_lock(lock: Lock, models_dir: Path, progress: Progress | None = None, 
     return rep
 
 
-@dataclass
-class FetchResult:
-    fetched: dict[str, str] = field(default_factory=dict)  # id -> source it came from
-    present: list[str] = field(default_factory=list)
-    failed: dict[str, list[str]] = field(default_factory=dict)  # id -> what each source said
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"fetched": self.fetched, "present": self.present, "failed": self.failed}
-
-
-BlobReader = Callable[[str], AsyncIterator[bytes]]  # blob CID -> its bytes, fetched over the mesh
-
-
-def _candidates(m: LockedModel, mirrors: list[str], upstream: bool, mesh: bool = False) -> list[str]:
-    """Sources in order: each mirror (the file by its mirror path or name), the anchor's blob over
-    the mesh (`anchor:<cid>`), then upstream URLs if allowed."""
-    names = [s["path"] for s in m.sources if s.get("kind") == "mirror"] or [m.file]
-    out = [f"{mirror.rstrip('/')}/{name}" for mirror in mirrors for name in dict.fromkeys(names)]
-    if mesh:
-        out += [f"anchor:{s['cid']}" for s in m.sources if s.get("kind") == "anchor"]
-    if upstream:
-        out += [s["url"] for s in m.sources if s.get("kind") == "upstream"]
-    return out
-
-
-async def _copy_into(src: str, tmp: Path, m: LockedModel, progress: Progress | None, blobs: BlobReader | None = None) -> None:
-    """Stream one source into tmp while hashing; raise on a short, long or wrong file."""
-    from hearthnet.transport.client import ServiceClient  # the one HTTP client
-
-    h, size = hashlib.sha256(), 0
-
-    def take(block: bytes, fh: Any) -> None:
-        nonlocal size
-        size += len(block)
-        if size > m.size:
-            raise HearthNetError("db_corrupt", f"{src} is longer than the {m.size} bytes the lock pins")
-        h.update(block)
-        fh.write(block)
-        if progress:
-            progress(m.id, len(block))
-
-    with open(tmp, "wb") as fh:
-        if src.startswith("anchor:") and blobs is not None:
-            async for block in blobs(src.removeprefix("anchor:")):
-                take(block, fh)
-        elif src.startswith(("http://", "https://")):
-            base, _, name = src.rpartition("/")
-            client = ServiceClient(base, timeout=60)
-            try:
-                async for block in client.stream_bytes("/" + name):
-                    take(block, fh)
-            finally:
-                await client.close()
-        else:
-            p = Path(src)
-            if not p.is_file():
-                raise HearthNetError("not_found", f"{src}: no such file")
-            with open(p, "rb") as inp:
-                while block := inp.read(1 << 20):
-                    take(block, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    if size != m.size or h.hexdigest() != m.sha256:
-        raise HearthNetError("db_corrupt", f"{src}: {size} bytes, sha256 {h.hexdigest()[:12]}… does not match the lock")
-
-
-async def fetch(lock: Lock, models_dir: Path, mirrors: list[str], *, upstream: bool = False, progress: Progress | None = None,
-                blobs: BlobReader | None = None) -> FetchResult:
-    """Bring every pinned file the box lacks (or has wrong) into models_dir; verified before it is moved into place."""
-    res = FetchResult()
-    for m in lock.models:
-        have = local_path(m, models_dir)
-        if have is not None and have.stat().st_size == m.size and sha256_of(have) == m.sha256:
-            res.present.append(m.id)
-            continue
-        models_dir.mkdir(parents=True, exist_ok=True)
-        tmp = models_dir / f"{PARTIAL}{m.file}"
-        tried = []
-        for src in _candidates(m, mirrors, upstream, mesh=blobs is not None):
-            try:
-                await _copy_into(src, tmp, m, progress, blobs)
-            except HearthNetError as exc:
-                tmp.unlink(missing_ok=True)  # a bad or short source leaves nothing behind
-                tried.append(f"{src}: [{exc.code}] {exc.message}")
-                continue
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-            os.replace(tmp, models_dir / m.file)
-            fsync_dir(models_dir)
-            res.fetched[m.id] = src
-            break
-        else:
-            tmp.unlink(missing_ok=True)
-            res.failed[m.id] = tried or ["no source to try (no mirror given" + ("" if upstream else ", upstream not allowed") + ")"]
-    return res
-
-
-def fetch_sync(lock: Lock, models_dir: Path, mirrors: list[str], *, upstream: bool = False, progress: Progress | None = None,
-               blobs: BlobReader | None = None) -> FetchResult:
-    return asyncio.run(fetch(lock, models_dir, mirrors, upstream=upstream, progress=progress, blobs=blobs))
-
-
 def copy_verified(m: LockedModel, src: Path, dest_dir: Path) -> Path:
     """Copy one pinned file into dest_dir (bundles), verifying the copy, atomically."""
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -237,4 +132,4 @@ def copy_verified(m: LockedModel, src: Path, dest_dir: Path) -> Path:
     return dest_dir / m.file
 
 
-__all__ = ["FetchResult", "Lock", "LockedModel", "Report", "copy_verified", "fetch", "fetch_sync", "load_lock", "local_path", "sha256_of", "verify_lock"]
+__all__ = ["PARTIAL", "Lock", "LockedModel", "Progress", "Report", "copy_verified", "load_lock", "local_path", "sha256_of", "verify_lock"]

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hearthnet.errors import HearthNetError
+from hearthnet.errors import HearthNetError, validation_message, validation_path
 from hearthnet.storage import read_text
 from hearthnet.provision.hardware import Tier
 
@@ -83,10 +83,6 @@ class Profile(_M):
     limits: Limits = Field(default_factory=Limits)
 
 
-def _where(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(x) for x in loc if x != "[key]") or "(top)"  # "[key]": pydantic marks a bad dict key
-
-
 def load_yaml(path: Path) -> Any:
     """YAML from a file; syntax errors name the file and the line."""
     text = read_text(path)
@@ -103,11 +99,8 @@ def validate(model: type[BaseModel], data: Any, path: Path) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        e = exc.errors()[0]
-        where = _where(e.get("loc", ()))
-        got = e.get("input")
-        shown = "" if isinstance(got, dict) else f" (got {got!r})"
-        raise HearthNetError("config_invalid", f"{path}: at {where}: {e.get('msg')}{shown}", path=str(path), key=where) from None
+        raise HearthNetError("config_invalid", f"{path}: at {validation_message(exc, '(top)', show_input=True)}", path=str(path),
+                             key=validation_path(exc, "(top)")) from None
 
 
 def load_profile(name_or_path: str | Path, profiles_dir: Path | None = None) -> Profile:

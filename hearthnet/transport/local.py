@@ -22,9 +22,7 @@ T = TypeVar("T")
 def node_url(home: Home, node: str | None = None) -> str:
     if node:
         return node.rstrip("/")
-    from hearthnet.node import read_run_file
-
-    info = read_run_file(home.data_dir)
+    info = home.read_run_file()
     if info is None:
         raise HearthNetError("no_node", f"no running node for {home.data_dir} (start one: hearthnet run), or pass --node URL")
     return str(info["url"])

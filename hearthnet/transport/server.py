@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from hearthnet import constants as C
 from hearthnet.blobs.chunker import check_cid
 from hearthnet.bus.capability import CallContext, parse_version
-from hearthnet.errors import HearthNetError
+from hearthnet.errors import HearthNetError, validation_message
 from hearthnet.events import sync
 from hearthnet.identity.canonical import parse_json
 from hearthnet.observability.metrics import CONTENT_TYPE
@@ -109,7 +109,7 @@ def build_app(node: Node) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _val(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(HearthNetError("bad_request", f"bad request: {exc.errors()[0].get('msg', 'invalid')}"))
+        return error_response(HearthNetError("bad_request", f"bad request: {validation_message(exc, 'request')}"))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -323,7 +323,7 @@ def build_app(node: Node) -> FastAPI:
     # --- onboarding: the one endpoint for a signed caller that is not a member yet -------
     @app.post("/community/v1/redeem")
     async def redeem(request: Request) -> JSONResponse:
-        from hearthnet.community.invite import decode
+        from hearthnet.identity.invite import decode
 
         raw = await read_body(request, cfg.max_body_bytes)
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")

@@ -11,7 +11,7 @@ import pytest
 from eventgen import post_data
 from hearthnet import clock
 from hearthnet import constants as C
-from hearthnet.community.invite import Invite, encode, make_invite
+from hearthnet.identity.invite import Invite, encode, make_invite
 from hearthnet.errors import HearthNetError
 from hearthnet.home import Home
 from hearthnet.identity.envelope import seal

@@ -138,7 +138,7 @@ def native_dir(quick: bool, keep: Path) -> Path | None:
     import sys
     import zipfile
 
-    from hearthnet.provision import llama_wheel
+    from hearthnet.provision.actions import llama_wheel
 
     entry = llama_wheel.wheelhouse_root() / llama_wheel.key(NATIVE_NO_AMX)
     if quick and not (entry / "build.json").is_file():

@@ -64,7 +64,7 @@ def community_log(path: Path, synchronous: str = "NORMAL"):
     """(log, author key) for a fresh community whose author is a member."""
     from hearthnet.events.log import EventLog
     from hearthnet.identity import keys
-    from hearthnet.identity.community import genesis_data
+    from hearthnet.events.community import genesis_data
 
     root, author = keys.generate(), keys.generate()
     cid, data = genesis_data("Benchdorf", root.node_id)

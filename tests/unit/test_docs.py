@@ -57,7 +57,7 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_second():
 
 
 def test_public_api_is_pinned():
-    assert sorted(hearthnet.errors.__all__) == ["ERRORS", "ErrorSpec", "HearthNetError"]
+    assert sorted(hearthnet.errors.__all__) == ["ERRORS", "ErrorSpec", "HearthNetError", "validation_message", "validation_path"]
     assert set(hearthnet.events.__all__) == {
         "EVENT_TYPES", "MEMBERSHIP_TYPES", "AppendOutcome", "Event", "EventLog", "EventType", "VerifyReport", "event_hash",
     }

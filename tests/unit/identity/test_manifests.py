@@ -5,7 +5,7 @@ import pytest
 from hearthnet import clock
 from hearthnet.errors import HearthNetError
 from hearthnet.identity import keys
-from hearthnet.identity.community import build_community_manifest, verify_community_manifest
+from hearthnet.events.community import build_community_manifest, verify_community_manifest
 from hearthnet.identity.envelope import seal
 from hearthnet.identity.manifest import CapabilitySpec, Endpoint, HardwareSpec, build_node_manifest, verify_node_manifest
 

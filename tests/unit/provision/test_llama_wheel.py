@@ -10,7 +10,7 @@ import pytest
 
 from hearthnet import constants as C
 from hearthnet.errors import HearthNetError
-from hearthnet.provision import llama_wheel
+from hearthnet.provision.actions import llama_wheel
 
 ROOT = Path(__file__).resolve().parents[3]
 PORTABLE = "CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | BMI2 = 1 | LLAMAFILE = 1 | OPENMP = 1 | REPACK = 1 |"

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from hearthnet.errors import HearthNetError
-from hearthnet.provision import bundle, lock, models
+from hearthnet.provision import lock, models
+from hearthnet.provision.actions import bundle, fetch
 
 HN = [sys.executable, "-m", "hearthnet"]
 
@@ -90,14 +91,14 @@ def test_fetch_falls_back_past_a_bad_mirror_and_never_leaves_a_bad_file(tmp_path
     (corrupt / "a.gguf").write_bytes(b"\0" * (3 << 20))  # right size, wrong bytes
     d = tmp_path / "models"
     with http_mirror(src) as url:
-        res = lock.fetch_sync(lk, d, [str(corrupt), str(tmp_path / "nowhere"), url])
+        res = fetch.fetch_sync(lk, d, [str(corrupt), str(tmp_path / "nowhere"), url])
     assert res.fetched == {"model-a": f"{url}/a.gguf", "model-b": f"{url}/b.gguf"} and not res.failed
     assert lock.verify_lock(lk, d).clean and sorted(p.name for p in d.iterdir()) == ["a.gguf", "b.gguf"]
     # Again: nothing to do.
-    assert lock.fetch_sync(lk, d, []).present == ["model-a", "model-b"]
+    assert fetch.fetch_sync(lk, d, []).present == ["model-a", "model-b"]
     # Only bad sources: the failure names each, and nothing lands under the real name.
     (d / "a.gguf").unlink()
-    res = lock.fetch_sync(lk, d, [str(corrupt)])
+    res = fetch.fetch_sync(lk, d, [str(corrupt)])
     assert "db_corrupt" in res.failed["model-a"][0] and not (d / "a.gguf").exists()
     assert not any(p.name.startswith(lock.PARTIAL) for p in d.iterdir())
 
@@ -108,9 +109,9 @@ def test_upstream_is_tried_only_when_allowed(tmp_path):
     f = _file(src / "c.gguf", 100_000, 3)
     with http_mirror(src) as url:
         lk = lock.Lock.model_validate({"version": 1, "models": [_entry(f, "model-c", upstream=f"{url}/c.gguf")]})
-        res = lock.fetch_sync(lk, tmp_path / "m", [])
+        res = fetch.fetch_sync(lk, tmp_path / "m", [])
         assert "upstream not allowed" in res.failed["model-c"][0]
-        assert lock.fetch_sync(lk, tmp_path / "m", [], upstream=True).fetched == {"model-c": f"{url}/c.gguf"}
+        assert fetch.fetch_sync(lk, tmp_path / "m", [], upstream=True).fetched == {"model-c": f"{url}/c.gguf"}
 
 
 def test_bad_lock_files_are_one_clear_error(tmp_path):
@@ -160,7 +161,7 @@ def test_cli_models_verify_and_fetch(tmp_path, two_models):
 def test_bundle_is_verified_before_use(tmp_path, two_models):
     src, lk = two_models
     d = tmp_path / "models"
-    assert not lock.fetch_sync(lock.load_lock(lk), d, [str(src)]).failed
+    assert not fetch.fetch_sync(lock.load_lock(lk), d, [str(src)]).failed
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "a.md").write_text("# Water\nBoil it.\n")
@@ -180,7 +181,7 @@ def test_bundle_is_verified_before_use(tmp_path, two_models):
     got = corpora.collect(corpora.load_plan(out / "corpora.json"), out)
     assert [f.read_text() for f in got[0].files] == ["# Water\nBoil it.\n"]
     # A box fetches from the bundle: verified first.
-    res = lock.fetch_sync(lock.load_lock(out / "models.lock.json"), tmp_path / "box", [str(out / "models")])
+    res = fetch.fetch_sync(lock.load_lock(out / "models.lock.json"), tmp_path / "box", [str(out / "models")])
     assert set(res.fetched) == {"model-a", "model-b"}
     with open(out / "models" / "b.gguf", "r+b") as fh:
         fh.write(b"!")
@@ -201,7 +202,7 @@ def test_bundle_is_verified_before_use(tmp_path, two_models):
 def test_bundle_wheels_are_only_wheels(tmp_path, two_models):
     src, lk = two_models
     d = tmp_path / "models"
-    lock.fetch_sync(lock.load_lock(lk), d, [str(src)])
+    fetch.fetch_sync(lock.load_lock(lk), d, [str(src)])
     out = tmp_path / "bundle"
     info = bundle.write_bundle(out, locks=[lk], plans=[], models_dir=d, wheels=[str(models.REPO_ROOT)], no_deps=True)
     assert len(info["wheels"]) == 1 and info["wheels"][0].startswith("hearthnet-") and info["wheels"][0].endswith(".whl")

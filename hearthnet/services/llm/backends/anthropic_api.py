@@ -13,7 +13,7 @@ from typing import Any
 
 from hearthnet.errors import HearthNetError
 from hearthnet.services.llm.backends.base import BackendModel, ChatResult, Generation, HttpBackendBase, collect, done_frame
-from hearthnet.transport.client import CallError, ServiceClient
+from hearthnet.httpclient import CallError, ServiceClient
 
 DEFAULT_URL = "https://api.anthropic.com/v1"
 API_VERSION = "2023-06-01"

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from hearthnet.errors import HearthNetError
 from hearthnet.services.llm.backends.base import BackendModel, ChatResult, Generation, HttpBackendBase, done_frame
-from hearthnet.transport.client import CallError, ServiceClient
+from hearthnet.httpclient import CallError, ServiceClient
 
 
 @dataclass(frozen=True)

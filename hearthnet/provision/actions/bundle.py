@@ -44,7 +44,7 @@ def _merged_lock(paths: list[Path]) -> Lock:
 
 
 def _wheels(dest: Path, specs: list[str], no_deps: bool, step: Callable[[str], None]) -> None:
-    from hearthnet.provision import llama_wheel
+    from hearthnet.provision.actions import llama_wheel
 
     llama: list[str] = []
     if any("llm" in s or "llama" in s for s in specs):

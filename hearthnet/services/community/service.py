@@ -13,7 +13,7 @@ from typing import Any
 
 from hearthnet import clock
 from hearthnet.bus.capability import CallContext, CapabilityDescriptor
-from hearthnet.community.invite import Invite, RedeemedInvites, make_invite
+from hearthnet.identity.invite import Invite, RedeemedInvites, make_invite
 from hearthnet.errors import HearthNetError
 from hearthnet.events import membership as M
 from hearthnet.events.log import EventLog

@@ -14,9 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hearthnet import clock
 from hearthnet import constants as C
-from hearthnet.errors import HearthNetError
+from hearthnet.errors import HearthNetError, validation_message
 from hearthnet.events.membership import MembershipState, derive_community_id, genesis_ok
-from hearthnet.events.types import Event, PolicyData, validation_message
+from hearthnet.events.types import Event, PolicyData
 from hearthnet.identity.envelope import Signed, open_signed, seal
 from hearthnet.identity.keys import KeyPair
 

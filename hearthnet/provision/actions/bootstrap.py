@@ -69,7 +69,7 @@ def load_plan(path: Path) -> CreatePlan | RedeemPlan:
 
 
 def _valid_invite_file(p: Path, node_id: str) -> bool:
-    from hearthnet.community.invite import check_for, decode
+    from hearthnet.identity.invite import check_for, decode
 
     try:
         inv, _ = decode(read_text(p))

@@ -22,8 +22,7 @@ from ulid import ULID
 
 from hearthnet import clock
 from hearthnet import constants as C
-from hearthnet.errors import HearthNetError
-from hearthnet.events.types import validation_message
+from hearthnet.errors import HearthNetError, validation_message
 from hearthnet.identity.canonical import b64u_decode, b64u_encode
 from hearthnet.identity.envelope import Signed, open_signed, seal
 from hearthnet.identity.keys import KeyPair

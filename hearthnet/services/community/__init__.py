@@ -1,0 +1,1 @@
+"""community.*: invites, promotions, demotions and revocations as capabilities (co-signed under the policy)."""
