@@ -21,7 +21,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 
 
 def parse_version(text: str) -> Version:
-    m = re.fullmatch(r"(\d+)\.(\d+)", text or "")
+    m = re.fullmatch(r"(\d{1,6})\.(\d{1,6})", text or "")  # bounded: int() of thousands of digits is refused
     if not m:
         raise HearthNetError("bad_request", f"version must look like 1.0, not {text!r}")
     return int(m.group(1)), int(m.group(2))

@@ -30,7 +30,7 @@ from ulid import ULID
 
 from hearthnet.errors import ERRORS, HearthNetError, validation_message
 from hearthnet.gateway.apikeys import ApiKeyStore
-from hearthnet.transport.server import authenticate_signed, read_body
+from hearthnet.transport.server import AsciiJSONResponse, authenticate_signed, read_body, retry_after_header
 
 if TYPE_CHECKING:
     from hearthnet.node import Node
@@ -92,19 +92,18 @@ def _content(message: dict[str, Any]) -> dict[str, str]:
     if role == "developer":
         role = "system"
     if isinstance(content, list):
-        content = "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+        texts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        if not all(isinstance(t, str) for t in texts):
+            raise HearthNetError("bad_request", "messages: a text part's `text` must be a string")
+        content = "".join(texts)
     if role not in ("system", "user", "assistant") or not isinstance(content, str):
         raise HearthNetError("bad_request", f"messages: role {role!r} with text content is needed (tools and images are not served here)")
     return {"role": role, "content": content}
 
 
 def _error(err: HearthNetError) -> JSONResponse:
-    headers = {}
-    retry = err.details.get("retry_after_ms")
-    if retry:
-        headers["Retry-After"] = str(max(1, -(-int(retry) // 1000)))
     body = {"error": {"message": err.message, "type": _TYPES.get(err.http_status, "server_error"), "code": err.code, "param": None}}
-    return JSONResponse(body, status_code=err.http_status, headers=headers)
+    return AsciiJSONResponse(body, status_code=err.http_status, headers=retry_after_header(err))
 
 
 def _sse(obj: Any) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 import blake3
@@ -80,12 +81,23 @@ def canonical_json(obj: Any) -> bytes:
         raise HearthNetError("bad_request", f"value cannot be canonicalised: {exc}") from exc
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def parse_json(data: bytes | str, *, what: str = "body") -> Any:
-    """json.loads that raises HearthNetError("bad_request") instead of leaking JSONDecodeError."""
+    """json.loads that raises HearthNetError("bad_request") for anything that is not plain JSON text:
+    bad syntax, bad UTF-8, nesting too deep, an integer past Python's digit limit, and a lone
+    UTF-16 surrogate (`"\\ud800"`), which no later step could encode (not even an error answer)."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     try:
-        return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise HearthNetError("bad_request", f"{what} is not valid JSON: {exc}") from exc
+        value = json.loads(data)
+        if _SURROGATE_ESCAPE.search(raw):  # paired surrogates decode to one character; a lone one stays
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise HearthNetError("bad_request", f"{what} holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # JSONDecodeError is a ValueError, like an over-long integer
+        raise HearthNetError("bad_request", f"{what} is not valid JSON: {str(exc)[:200]}") from None
+    return value
 
 
 def is_canonical(text: bytes) -> bool:

@@ -43,12 +43,21 @@ LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 MAX_SYNC_TOKENS = 4096
 
 
-def error_response(err: HearthNetError) -> JSONResponse:
-    headers = {}
+class AsciiJSONResponse(JSONResponse):
+    """JSON with non-ASCII escaped: an error that echoes what a client sent (a lone surrogate, say)
+    can always be encoded, so an error answer never becomes a 500 of its own."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+def retry_after_header(err: HearthNetError) -> dict[str, str]:
     retry = err.details.get("retry_after_ms")
-    if retry:
-        headers["Retry-After"] = str(max(1, int(retry) // 1000 + (1 if int(retry) % 1000 else 0)))
-    return JSONResponse(err.to_dict(), status_code=err.http_status, headers=headers)
+    return {"Retry-After": str(max(1, -(-int(retry) // 1000)))} if retry else {}
+
+
+def error_response(err: HearthNetError) -> JSONResponse:
+    return AsciiJSONResponse(err.to_dict(), status_code=err.http_status, headers=retry_after_header(err))
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -202,7 +211,7 @@ def build_app(node: Node) -> FastAPI:
         name = req["capability"]
         version = parse_version(str(req.get("version", "1.0")))
         headers = rate(caller, name)
-        timeout = float(req.get("timeout_ms", cfg.rpc_timeout_seconds * 1000)) / 1000
+        timeout = _timeout_seconds(req.get("timeout_ms", cfg.rpc_timeout_seconds * 1000))
         if req.get("route"):
             # Routed through this node's bus (to whichever node is best): only for the
             # node's own key, i.e. its operator's CLI, so peers cannot bounce calls around.
@@ -229,7 +238,10 @@ def build_app(node: Node) -> FastAPI:
         flow = node.flows.get(str(msg.get("stream_id")) if isinstance(msg, dict) else "")
         if flow is None:
             raise HearthNetError("not_found", "no such open stream")
-        flow.ack(int(msg.get("upto", 0)))
+        upto = msg.get("upto", 0)
+        if not isinstance(upto, int) or isinstance(upto, bool) or not 0 <= upto < 2**53:
+            raise HearthNetError("bad_request", "ack body must be {stream_id, upto: a frame number}")
+        flow.ack(upto)
         return JSONResponse({"ok": True, "window_used": flow.window_used})
 
     @app.post("/bus/v1/cancel")
@@ -377,6 +389,13 @@ async def _stream_response(node: Node, name: str, caller: Caller, frames: AsyncI
     except StopAsyncIteration:
         first = None
     return StreamingResponse(_sse(node, name, caller, first, frames), media_type="text/event-stream", headers={**headers, "Cache-Control": "no-store"})
+
+
+def _timeout_seconds(value: Any) -> float:
+    """A call's `timeout_ms` (a positive number) in seconds; anything else is bad_request."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 86_400_000:
+        raise HearthNetError("bad_request", "timeout_ms must be a number of milliseconds between 1 and 86400000")
+    return float(value) / 1000
 
 
 async def _sse(node: Node, name: str, caller: Caller, first: dict[str, Any] | None, frames: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:

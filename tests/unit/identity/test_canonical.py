@@ -83,3 +83,20 @@ def test_b64u_rejects_non_canonical():
         b64u_decode("AB==")  # padded
     with pytest.raises(HearthNetError):
         b64u_decode("AB")  # non-zero trailing bits would be dropped silently
+
+
+@pytest.mark.parametrize("raw, says", [
+    (b'{"n": ' + b"9" * 5000 + b"}", "not valid JSON"),  # past Python's int digit limit: was a ValueError (500)
+    (b'{"name": "\\ud800"}', "lone UTF-16 surrogate"),  # could not be encoded later, not even in the error answer
+    (b'"\\udfff"', "lone UTF-16 surrogate"),
+    (b"[" * 5000 + b"]" * 5000, "not valid JSON"),
+    (b"\xff\xfe", "not valid JSON"),
+])
+def test_parse_json_refuses_what_no_later_step_could_handle(raw, says):
+    with pytest.raises(HearthNetError) as e:
+        parse_json(raw, what="call body")
+    assert e.value.code == "bad_request" and says in e.value.message and e.value.message.startswith("call body")
+
+
+def test_parse_json_keeps_paired_surrogates_and_big_ints_within_limits():
+    assert parse_json(b'{"e": "\\ud83d\\ude00", "n": ' + b"9" * 4000 + b"}") == {"e": "\U0001F600", "n": int("9" * 4000)}
