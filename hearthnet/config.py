@@ -464,10 +464,6 @@ def _config_error(exc: ValidationError, data: dict[str, Any], cfg_path: Path | N
     )
 
 
-def dump_toml(data: dict[str, Any]) -> str:
-    return tomli_w.dumps(data)
-
-
 __all__ = [
     "SECTIONS",
     "BusConfig",

@@ -18,6 +18,7 @@ SIGN_DOMAIN_NODE_MANIFEST = b"hearthnet/node-manifest/v1"
 SIGN_DOMAIN_COMMUNITY_MANIFEST = b"hearthnet/community-manifest/v1"
 SIGN_DOMAIN_SNAPSHOT = b"hearthnet/snapshot/v1"
 SIGN_DOMAIN_INVITE = b"hearthnet/invite/v1"
+SIGN_DOMAIN_RPC = b"hearthnet/rpc/v1"
 
 # --- discovery / manifests (reference §0.2) --------------------------------
 MANIFEST_TTL_SECONDS = 30

@@ -29,6 +29,7 @@ import uvicorn
 from hearthnet import __version__, clock
 from hearthnet import constants as C
 from hearthnet.bus import CapabilityBus
+from hearthnet.bus.capability import Service
 from hearthnet.errors import HearthNetError
 from hearthnet.emergency.detector import Detector
 from hearthnet.emergency.state import StateBus
@@ -90,6 +91,22 @@ class _Server(uvicorn.Server):
         yield
 
 
+def is_wildcard(host: str) -> bool:
+    """0.0.0.0 or ::, which a listener binds but nobody can call: shown and advertised as something reachable."""
+    return host in ("0.0.0.0", "::")
+
+
+async def _serve(app: Any, sock: Any, ssl_kw: dict[str, Any]) -> tuple[_Server, asyncio.Task[Any]]:
+    """Start uvicorn on a bound socket and return once it listens (or raise what stopped it)."""
+    server = _Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=5, **ssl_kw))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started and not task.done():
+        await asyncio.sleep(0.01)
+    if task.done():
+        task.result()
+    return server, task
+
+
 async def _shut(server: uvicorn.Server, task: asyncio.Task[Any]) -> None:
     """Stop a uvicorn server. Idle keep-alive TLS connections wait for the peer's close_notify,
     which an idle peer never sends: give requests in flight a moment, then drop the rest."""
@@ -137,7 +154,7 @@ class Node:
         self.metrics = Metrics(cfg.observability.metrics_enabled)
         self.bus = CapabilityBus(self.node_id, cfg.bus, trace_size=cfg.observability.trace_ring_buffer, metrics=self.metrics)
         self.bus.register_service(DiagService(self.node_id))
-        self.services: list[Any] = []
+        self.services: list[Service] = []
         self.llm: LlmService | None = None
         self.bus.resumers.update(RESUMERS)
         if "llm.chat" not in cfg.bus.disabled:
@@ -158,7 +175,7 @@ class Node:
         self.engine.register(self.market_view)
         self.market: MarketService | None = None
         if cfg.market.enabled:
-            self.market = MarketService(cfg.market, self.market_view, lambda t, d: self.log.append_local(t, d, self.kp), self.node_id,
+            self.market = MarketService(cfg.market, self.market_view, self.append_event, self.node_id,
                                         self.moderation.is_hidden)
             self._add_service(self.market)
         t = cfg.transport
@@ -169,18 +186,18 @@ class Node:
         self.transfer = TransferManager(self.blobs, self.client)
         self.files: FileService | None = None
         if cfg.file.enabled:
-            self.files = FileService(self.blobs, self.file_view, self.transfer, lambda t_, d: self.log.append_local(t_, d, self.kp), self.node_id,
+            self.files = FileService(self.blobs, self.file_view, self.transfer, self.append_event, self.node_id,
                                      self.blob_sources, self.moderation.is_hidden)
             self._add_service(self.files)
         self.chat_view = ChatView(self.node_id)
         self.engine.register(self.chat_view)
         self.chat: ChatService | None = None
         if cfg.chat.enabled:
-            self.chat = ChatService(cfg.chat, self.chat_view, self.kp, lambda t_, d: self.log.append_local(t_, d, self.kp),
+            self.chat = ChatService(cfg.chat, self.chat_view, self.kp, self.append_event,
                                     is_member=lambda n: self.log.membership.is_member(n),
                                     reachable=lambda n: (r := self.peers.by_node(n)) is not None and r.verified, deliver=self.deliver_to)
             self._add_service(self.chat)
-        self._add_service(ModerationService(self.moderation, lambda t_, d: self.log.append_local(t_, d, self.kp), self.node_id,
+        self._add_service(ModerationService(self.moderation, self.append_event, self.node_id,
                                             self._moderation_target_exists))
         self.community = CommunityService(self.log, self.kp, lambda: [self.public_url()], RedeemedInvites(cfg.data_dir / "run" / "invites.db"),
                                           self._author_seq)
@@ -561,27 +578,17 @@ class Node:
                 sock.close()
                 raise
         scheme = "https" if self.tls else "http"
-        shown = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        shown = "127.0.0.1" if is_wildcard(self.host) else self.host
         self.url = f"{scheme}://{shown}:{self.port}"
         app = build_app(self)
-        self._server = _Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=5, **ssl_kw))
-        server_task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started and not server_task.done():
-            await asyncio.sleep(0.01)
-        if server_task.done():
-            server_task.result()
+        self._server, server_task = await _serve(app, sock, ssl_kw)
         gateway_task = None
         if gateway_sock is not None:
             from hearthnet.gateway.openai_api import build_gateway
 
             g_host, g_port = gateway_sock.getsockname()[:2]
-            self.gateway_url = f"http://{'127.0.0.1' if g_host in ('0.0.0.0', '::') else g_host}:{g_port}/v1"
-            self._gateway = _Server(uvicorn.Config(build_gateway(self), log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=5))
-            gateway_task = asyncio.create_task(self._gateway.serve(sockets=[gateway_sock]))
-            while not self._gateway.started and not gateway_task.done():
-                await asyncio.sleep(0.01)
-            if gateway_task.done():
-                gateway_task.result()
+            self.gateway_url = f"http://{'127.0.0.1' if is_wildcard(g_host) else g_host}:{g_port}/v1"
+            self._gateway, gateway_task = await _serve(build_gateway(self), gateway_sock, {})
         await self._start_discovery()
         self.ready = True
         self._write_run_file()
@@ -631,16 +638,20 @@ class Node:
         except HearthNetError:
             tokenizer = None
         return RagService(cfg.rag, cfg.path(cfg.rag.corpora_dir), bus=self.bus, blobs=self.blobs,
-                          append_event=lambda t, d: self.log.append_local(t, d, self.kp),
+                          append_event=self.append_event,
                           embed_model=entry.id, embed_dims=int(entry.raw.get("dimensions", 0)), embed_max_tokens=entry.context, tokenizer_file=tokenizer)
 
-    def _add_service(self, svc: Any) -> None:
+    def append_event(self, event_type: str, data: dict[str, Any]) -> Any:
+        """Sign and append one event as this node (what the services are handed to write with)."""
+        return self.log.append_local(event_type, data, self.kp)
+
+    def _add_service(self, svc: Service) -> None:
         self.bus.register_service(svc)
         self.services.append(svc)
 
     def advertised_host(self) -> str:
         if self._adv_host is None:  # one route lookup per run, not per manifest request
-            self._adv_host = self.config.transport.advertise_host or (local_address() if self.host in ("0.0.0.0", "::") else self.host)
+            self._adv_host = self.config.transport.advertise_host or (local_address() if is_wildcard(self.host) else self.host)
         return self._adv_host
 
     async def _start_discovery(self) -> None:

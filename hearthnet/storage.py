@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import sqlite3 as _stdlib_sqlite3
 import tempfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from hearthnet.errors import HearthNetError
 
@@ -36,6 +37,22 @@ def sqlite_module(prefer: str | None = None) -> ModuleType:
             raise HearthNetError("internal", "pysqlite3-binary is not installed") from exc
         return _stdlib_sqlite3
     return mod
+
+
+def _modules() -> list[ModuleType]:
+    mods: list[ModuleType] = [_stdlib_sqlite3]
+    with contextlib.suppress(ImportError):
+        import pysqlite3.dbapi2 as mod  # type: ignore[import-not-found]
+
+        mods.append(mod)
+    return mods
+
+
+# The error types of whichever sqlite module connect() returned (stdlib's or pysqlite3's), for `except`.
+Error: tuple[type[Exception], ...] = tuple(m.Error for m in _modules())
+DatabaseError: tuple[type[Exception], ...] = tuple(m.DatabaseError for m in _modules())
+IntegrityError: tuple[type[Exception], ...] = tuple(m.IntegrityError for m in _modules())
+OperationalError: tuple[type[Exception], ...] = tuple(m.OperationalError for m in _modules())
 
 
 def connect(
@@ -142,6 +159,19 @@ def atomic_write_text(path: Path, text: str, *, mode: int = 0o644) -> None:
     atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
 
 
+def sha256_of(path: Path, progress: Callable[[int], None] | None = None, block: int = 1 << 20) -> str:
+    """sha256 of a file, read in large blocks (hashlib drops the GIL for them: files hash in parallel)."""
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as fh:
+        buf = bytearray(block)
+        view = memoryview(buf)
+        while n := fh.readinto(buf):
+            h.update(view[:n])
+            if progress:
+                progress(n)
+    return h.hexdigest()
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -176,7 +206,7 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
-__all__ = [
+__all__ = ["DatabaseError", "Error", "IntegrityError", "OperationalError", "sha256_of", 
     "atomic_write_bytes",
     "atomic_write_text",
     "connect",

@@ -233,9 +233,6 @@ class BlobStore:
     def manifest(self, cid: str) -> BlobManifest:
         return BlobManifest.parse(self.read_chunk(cid), cid)
 
-    def manifest_dict(self, cid: str) -> dict[str, Any]:
-        return self.manifest(cid).as_dict()
-
     def has_blob(self, cid: str) -> bool:
         if not self.has(cid):
             return False

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from ulid import ULID
 
 from hearthnet import clock
-from hearthnet.bus.capability import CallContext, CapabilityDescriptor, CapabilityEntry, Handler, ParamsPredicate, Version
+from hearthnet.bus.capability import CallContext, CapabilityDescriptor, CapabilityEntry, Handler, ParamsPredicate, Service, Version
 from hearthnet.bus.health import HealthTracker
 from hearthnet.bus.registry import Registry
 from hearthnet.bus.router import RouteRequest, Router
@@ -60,12 +60,9 @@ class CapabilityBus:
     def register(self, descriptor: CapabilityDescriptor, handler: Handler, params_ok: ParamsPredicate | None = None) -> CapabilityEntry:
         return self.registry.register_local(descriptor, handler, params_ok)
 
-    def register_service(self, service: Any) -> None:
+    def register_service(self, service: Service) -> None:
         for descriptor, handler, params_ok in service.capabilities():
             self.register(descriptor, handler, params_ok)
-
-    def local_specs(self) -> list[dict[str, Any]]:
-        return [e.spec for e in sorted(self.registry.all_local(), key=lambda e: (e.name, e.version))]
 
     # --- serving (local execution, for local routes and remote callers alike) -------------
     def _local_entry(self, name: str, version: Version) -> CapabilityEntry:

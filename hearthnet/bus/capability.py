@@ -11,7 +11,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from hearthnet.errors import HearthNetError
 from hearthnet.identity.canonical import blake3_hex, canonical_json
@@ -172,7 +172,23 @@ class CapabilityEntry:
         return self.spec.get("params", {})
 
 
-__all__ = [
+class Service(Protocol):
+    """What the bus is handed: a named set of capabilities with a lifecycle (every module of services/)."""
+
+    name: str
+
+    def capabilities(self) -> Capabilities: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+# (descriptor, handler, params predicate or None) for each capability a service offers.
+Capabilities = list[tuple[CapabilityDescriptor, Handler, ParamsPredicate | None]]
+
+
+__all__ = ["Capabilities", "Service", 
     "CallContext",
     "CapabilityDescriptor",
     "CapabilityEntry",

@@ -45,7 +45,8 @@ from hearthnet.events.types import (
 from hearthnet.identity.canonical import canonical_json
 from hearthnet.identity.envelope import envelope_shape
 from hearthnet.identity.keys import KeyPair, verify_bytes
-from hearthnet.storage import connect, integrity_ok
+from hearthnet.storage import DatabaseError, IntegrityError, connect, integrity_ok
+from hearthnet.storage import Error as SqliteError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -155,7 +156,7 @@ class EventLog:
         try:
             self._db.executescript(_SCHEMA)
             stored = self._meta("community_id")
-        except Exception as exc:  # sqlite3.DatabaseError from either sqlite module
+        except DatabaseError as exc:
             self._db.close()
             raise HearthNetError("db_corrupt", f"{self.path}: {exc}") from None
         if stored is None:
@@ -246,7 +247,7 @@ class EventLog:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.execute("ROLLBACK")
-            except Exception as exc:  # sqlite3.OperationalError of either module
+            except SqliteError as exc:
                 raise HearthNetError("storage_error", f"event log is not writable: {exc}") from None
 
     def newest_wall_clock(self) -> str | None:
@@ -433,10 +434,9 @@ class EventLog:
                 _INSERT,
                 (ev.event_id, ev.author, ev.seq, ev.lamport, ev.event_type, ev.hash, ev.prev, ev.wall_clock, ev.payload, ev.sig, status),
             )
-        except Exception as exc:  # sqlite3.Error of either module
-            name = type(exc).__name__
-            if name == "IntegrityError":
-                raise HearthNetError("conflict", f"event {ev.event_id} exists already") from None
+        except IntegrityError:
+            raise HearthNetError("conflict", f"event {ev.event_id} exists already") from None
+        except SqliteError as exc:
             raise HearthNetError("storage_error", f"cannot store event: {exc}") from None
 
     # --- received events -----------------------------------------------------------
@@ -642,9 +642,6 @@ class EventLog:
         cur.execute(f"SELECT {_COLS}, status FROM events ORDER BY lamport, author, event_id")
         for row in cur:
             yield _event_from_row(row), STATUS_NAMES[row[10]]
-
-    def heads_by_type(self) -> dict[str, int]:
-        return dict(self._db.execute("SELECT event_type, MAX(lamport) FROM events WHERE status=0 GROUP BY event_type").fetchall())
 
     def author_heads(self) -> dict[str, tuple[int, int]]:
         """author -> (highest seq n such that 1..n are all held, events held), over valid+forked events."""

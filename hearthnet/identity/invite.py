@@ -26,7 +26,8 @@ from hearthnet.errors import HearthNetError, validation_message
 from hearthnet.identity.canonical import b64u_decode, b64u_encode
 from hearthnet.identity.envelope import Signed, open_signed, seal
 from hearthnet.identity.keys import KeyPair
-from hearthnet.storage import connect
+from hearthnet.storage import Error as SqliteError
+from hearthnet.storage import IntegrityError, connect
 
 _NODE = r"^ed25519:[A-Za-z0-9_-]{43}$"
 _TS = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
@@ -124,9 +125,9 @@ class RedeemedInvites:
             try:
                 self._db.execute("INSERT INTO redeemed VALUES (?, ?, ?)", (inv.invite_id, inv.invitee, clock.now()))
                 return True
-            except Exception as exc:  # IntegrityError of either sqlite module
-                if type(exc).__name__ == "IntegrityError":
-                    return False
+            except IntegrityError:
+                return False
+            except SqliteError as exc:
                 raise HearthNetError("storage_error", f"invite store: {exc}") from None
 
     def release(self, inv: Invite) -> None:

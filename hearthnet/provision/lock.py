@@ -12,7 +12,6 @@ wrong model under its real name.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from collections.abc import Callable
@@ -24,8 +23,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from hearthnet.errors import HearthNetError
-from hearthnet.provision.models import package_path
+from hearthnet.provision.models import find_local
 from hearthnet.provision.profiles import load_yaml, validate
+from hearthnet.storage import sha256_of
 
 PARTIAL = ".partial-"
 Progress = Callable[[str, int], None]  # (model id, bytes just done)
@@ -53,25 +53,7 @@ def load_lock(path: Path) -> Lock:
 
 def local_path(m: LockedModel, models_dir: Path) -> Path | None:
     """Where the box has this file: its package, else the models dir; None when it has neither."""
-    for src in m.sources:
-        if src.get("kind") == "package":
-            p = package_path(src["package"], src["path"])
-            if p is not None:
-                return p
-    p = models_dir / m.file
-    return p if p.is_file() else None
-
-
-def sha256_of(path: Path, progress: Callable[[int], None] | None = None, block: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb", buffering=0) as fh:
-        buf = bytearray(block)
-        view = memoryview(buf)
-        while n := fh.readinto(buf):
-            h.update(view[:n])  # hashlib drops the GIL for large buffers: files hash in parallel
-            if progress:
-                progress(n)
-    return h.hexdigest()
+    return find_local(m.sources, m.file, [models_dir])
 
 
 @dataclass
@@ -132,4 +114,4 @@ def copy_verified(m: LockedModel, src: Path, dest_dir: Path) -> Path:
     return dest_dir / m.file
 
 
-__all__ = ["PARTIAL", "Lock", "LockedModel", "Progress", "Report", "copy_verified", "load_lock", "local_path", "sha256_of", "verify_lock"]
+__all__ = ["PARTIAL", "Lock", "LockedModel", "Progress", "Report", "copy_verified", "load_lock", "local_path", "verify_lock"]

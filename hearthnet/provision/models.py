@@ -8,7 +8,6 @@ verified before anything loads it. Nothing is downloaded here.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import threading
@@ -20,7 +19,7 @@ from typing import Any
 import jsonschema
 
 from hearthnet.errors import HearthNetError
-from hearthnet.storage import read_text
+from hearthnet.storage import read_text, sha256_of
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_INDEX = REPO_ROOT / "profiles" / "models" / "index.json"
@@ -77,34 +76,36 @@ def package_path(package: str, rel: str) -> Path | None:
     return None
 
 
-def locate(entry: ModelEntry, dirs: list[Path] | None = None) -> Path:
-    """The local file of a model: its installed package, else `<dir>/<file>` in the node's models
-    dir (where `hearthnet models fetch` puts files). Raises not_found; never downloads."""
-    tried = []
-    for src in entry.sources:
-        if src["kind"] == "package":
+def find_local(sources: list[dict[str, Any]], file: str, dirs: list[Path] | None = None, tried: list[str] | None = None) -> Path | None:
+    """The one model locator: the file in its installed package, else `<dir>/<file>` in the node's
+    models dir (where `hearthnet models fetch` puts files); None when the box has neither. Never downloads."""
+    for src in sources:
+        if src.get("kind") == "package":
             p = package_path(src["package"], src["path"])
-            tried.append(f"package {src['package']}")
+            if tried is not None:
+                tried.append(f"package {src['package']}")
             if p is not None:
                 return p
     for d in dirs or []:
-        p = Path(d) / entry.file
-        tried.append(str(p))
+        p = Path(d) / file
+        if tried is not None:
+            tried.append(str(p))
         if p.is_file():
             return p
-    raise HearthNetError("not_found", f"model {entry.id}: no local file (looked in {', '.join(tried) or 'no local source'})", model=entry.id)
+    return None
+
+
+def locate(entry: ModelEntry, dirs: list[Path] | None = None) -> Path:
+    """find_local for an index entry, or not_found naming where it looked."""
+    tried: list[str] = []
+    p = find_local(entry.sources, entry.file, dirs, tried)
+    if p is None:
+        raise HearthNetError("not_found", f"model {entry.id}: no local file (looked in {', '.join(tried) or 'no local source'})", model=entry.id)
+    return p
 
 
 _verified: dict[tuple[str, int, int], str] = {}
 _lock = threading.Lock()
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def verify(entry: ModelEntry, path: Path) -> Path:
@@ -116,7 +117,7 @@ def verify(entry: ModelEntry, path: Path) -> Path:
     if known is None:
         if st.st_size != entry.size:
             raise HearthNetError("db_corrupt", f"model {entry.id}: {path} is {st.st_size} bytes, the index pins {entry.size}", model=entry.id)
-        known = sha256_file(path)
+        known = sha256_of(path)
         with _lock:
             _verified[key] = known
     if known != entry.sha256:
@@ -145,7 +146,6 @@ def add_model(file: Path, index: Path | None = None, **fields: Any) -> tuple[dic
     same id again changes nothing (returns False); another file under a taken id is
     already_exists.
     """
-    from hearthnet.provision.lock import sha256_of
     from hearthnet.storage import atomic_write_text
 
     p = Path(index) if index else DEFAULT_INDEX
@@ -189,4 +189,4 @@ def _cached_index(path: str) -> dict[str, ModelEntry]:
     return load_index(Path(path) if path else None)
 
 
-__all__ = ["DEFAULT_INDEX", "add_model", "ModelEntry", "find", "load_index", "locate", "package_path", "sha256_file", "verified_path", "verify"]
+__all__ = ["DEFAULT_INDEX", "add_model", "ModelEntry", "find", "find_local", "load_index", "locate", "package_path", "verified_path", "verify"]

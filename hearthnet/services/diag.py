@@ -12,7 +12,7 @@ from typing import Any
 
 from hearthnet import clock
 from hearthnet.bus.capability import CallContext, CapabilityDescriptor
-from hearthnet.services.base import Capabilities
+from hearthnet.bus.capability import Capabilities
 
 PING = CapabilityDescriptor(
     name="echo.ping",

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from hearthnet import clock
 from hearthnet.errors import HearthNetError
-from hearthnet.storage import connect
+from hearthnet.storage import Error as SqliteError
+from hearthnet.storage import IntegrityError, connect
 
 
 class NonceStore:
@@ -26,9 +27,9 @@ class NonceStore:
         with self._lock:
             try:
                 self._db.execute("INSERT INTO nonces VALUES (?, ?, ?)", (key, node_id, clock.now()))
-            except Exception as exc:  # IntegrityError of either sqlite module
-                if type(exc).__name__ == "IntegrityError":
-                    raise HearthNetError("replay", "this request (nonce) was already used") from None
+            except IntegrityError:
+                raise HearthNetError("replay", "this request (nonce) was already used") from None
+            except SqliteError as exc:
                 raise HearthNetError("storage_error", f"nonce store: {exc}") from None
             self._inserts += 1
             if self._inserts % 1000 == 0:

@@ -24,11 +24,12 @@ from dataclasses import dataclass
 import blake3
 
 from hearthnet import clock
+from hearthnet import constants as C
 from hearthnet.errors import HearthNetError
 from hearthnet.identity.canonical import b64u_encode, canonical_json
 from hearthnet.identity.keys import KeyPair, verify_bytes
 
-SIGN_DOMAIN_RPC = b"hearthnet/rpc/v1"
+SIGN_DOMAIN_RPC = C.SIGN_DOMAIN_RPC
 H_NODE, H_COMMUNITY, H_TIME, H_NONCE, H_SIG = "x-hn-node", "x-hn-community", "x-hn-time", "x-hn-nonce", "x-hn-signature"
 
 

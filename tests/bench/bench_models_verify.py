@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from hearthnet.provision import lock, models  # noqa: E402
+from hearthnet.storage import sha256_of  # noqa: E402
 
 MB = 1 << 20
 
@@ -44,7 +45,7 @@ def main() -> None:
             with open(p, "wb") as fh:
                 for k in range(a.n):
                     fh.write(hashlib.shake_256(f"{i}:{k}".encode()).digest(MB))
-            entries.append({"id": f"gen-{i}", "kind": "llm", "file": p.name, "sha256": lock.sha256_of(p), "size": p.stat().st_size,
+            entries.append({"id": f"gen-{i}", "kind": "llm", "file": p.name, "sha256": sha256_of(p), "size": p.stat().st_size,
                             "sources": [{"kind": "mirror", "path": p.name}]})
         paths = [d / e["file"] for e in entries]
         if not a.quick:

@@ -68,3 +68,13 @@ def test_unknown_error_code_is_a_programming_error():
 
     with pytest.raises(ValueError):
         hearthnet.errors.HearthNetError("nope", "x")
+
+
+def test_contract_lists_every_signing_domain():
+    """One table in docs/contract.md §1, every SIGN_DOMAIN_* constant in it."""
+    import hearthnet.constants as C
+
+    text = (ROOT / "docs" / "contract.md").read_text()
+    table = set(re.findall(r"^  \| [^|]+ \| `(hearthnet/[a-z-]+/v\d+)` \|$", text, re.M))
+    domains = {v.decode() for k, v in vars(C).items() if k.startswith("SIGN_DOMAIN_")}
+    assert len(domains) == 6 and table == domains

@@ -28,7 +28,8 @@ from typing import Any
 
 from hearthnet.errors import HearthNetError
 from hearthnet.provision import corpora
-from hearthnet.provision.lock import Lock, copy_verified, load_lock, local_path, sha256_of
+from hearthnet.provision.lock import Lock, copy_verified, load_lock, local_path
+from hearthnet.storage import sha256_of
 
 SUMS = "SHA256SUMS"
 

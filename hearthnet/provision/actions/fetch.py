@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from hearthnet.errors import HearthNetError
-from hearthnet.provision.lock import PARTIAL, Lock, LockedModel, Progress, local_path, sha256_of
-from hearthnet.storage import fsync_dir
+from hearthnet.provision.lock import PARTIAL, Lock, LockedModel, Progress, local_path
+from hearthnet.storage import fsync_dir, sha256_of
 
 
 @dataclass

@@ -39,6 +39,7 @@ from pathlib import Path
 
 from hearthnet import constants as C
 from hearthnet.errors import HearthNetError
+from hearthnet.storage import sha256_of
 
 PACKAGE = "llama-cpp-python"
 # CMake option → the name ggml-cpu reports in llama_print_system_info() (x86 SIMD only: the
@@ -214,15 +215,7 @@ def _read_build(d: Path) -> Build | None:
         b = Build(**{**json.loads(meta.read_text()), "dir": str(d)})
     except (OSError, ValueError, TypeError):
         return None
-    return b if b.wheel_path.is_file() and _sha256(b.wheel_path) == b.sha256 else None
-
-
-def _sha256(p: Path) -> str:
-    h = hashlib.sha256()
-    with p.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return b if b.wheel_path.is_file() and sha256_of(b.wheel_path) == b.sha256 else None
 
 
 @contextlib.contextmanager
@@ -305,7 +298,7 @@ def build(flags: tuple[str, ...] | None = None, *, verify: bool = True, say: Cal
             info, options = _probe_wheel(wheels[0])
             if verify:
                 check(info, options, flags, wheels[0].name)
-            b = Build(C.LLAMA_CPP_VERSION, python_tag(), machine(), list(flags), wheels[0].name, _sha256(wheels[0]), info,
+            b = Build(C.LLAMA_CPP_VERSION, python_tag(), machine(), list(flags), wheels[0].name, sha256_of(wheels[0]), info,
                       round(time.monotonic() - t0, 1), options)
             meta = {k: v for k, v in b.as_dict().items() if k != "dir"}
             (tmp / "build.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -336,7 +329,7 @@ def installed_is(b: Build) -> bool:
             inside = z.read("llama_cpp/lib/libllama.so")
         except KeyError:
             return False
-    return hashlib.sha256(inside).hexdigest() == _sha256(lib)
+    return hashlib.sha256(inside).hexdigest() == sha256_of(lib)
 
 
 def install(b: Build, *, extras: str = "server") -> None:

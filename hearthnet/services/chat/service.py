@@ -21,7 +21,7 @@ from hearthnet.config import ChatConfig
 from hearthnet.errors import HearthNetError
 from hearthnet.events.types import CHAT_BODY_MAX, CHAT_RECEIPT_MAX, Event
 from hearthnet.identity.keys import KeyPair
-from hearthnet.services.base import Capabilities
+from hearthnet.bus.capability import Capabilities
 from hearthnet.services.chat.crypto import seal, unseal
 from hearthnet.services.chat.view import ChatView, Message
 

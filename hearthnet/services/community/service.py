@@ -19,7 +19,7 @@ from hearthnet.events import membership as M
 from hearthnet.events.log import EventLog
 from hearthnet.events.types import Event
 from hearthnet.identity.keys import KeyPair
-from hearthnet.services.base import Capabilities
+from hearthnet.bus.capability import Capabilities
 
 _NODE = {"type": "string", "pattern": "^ed25519:[A-Za-z0-9_-]{43}$"}
 _LEVEL = {"enum": ["member", "trusted", "anchor"]}

@@ -16,7 +16,7 @@ from hearthnet import constants as C
 from hearthnet.bus.capability import CallContext, CapabilityDescriptor
 from hearthnet.config import EmbeddingConfig
 from hearthnet.errors import HearthNetError
-from hearthnet.services.base import Capabilities
+from hearthnet.bus.capability import Capabilities
 from hearthnet.services.embedding.sentence_transformers import EmbedModel, SentenceTransformerEmbedder
 
 REQUEST = {

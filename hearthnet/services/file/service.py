@@ -22,7 +22,7 @@ from hearthnet.blobs.transfer import Source, TransferManager
 from hearthnet.bus.capability import CallContext, CapabilityDescriptor
 from hearthnet.errors import HearthNetError
 from hearthnet.events.types import Event
-from hearthnet.services.base import Capabilities
+from hearthnet.bus.capability import Capabilities
 from hearthnet.services.file.view import FileView
 
 _CID = {"type": "string", "pattern": "^blake3:[0-9a-f]{64}$"}

@@ -17,7 +17,7 @@ from hearthnet.bus.capability import CallContext, CapabilityDescriptor
 from hearthnet.config import LlmBackendConfig, LlmConfig
 from hearthnet.errors import HearthNetError
 from hearthnet.observability.metrics import Metrics
-from hearthnet.services.base import Capabilities
+from hearthnet.bus.capability import Capabilities
 from hearthnet.services.llm.backends.base import Generation, LlmBackend, collect
 
 EMBEDDED_MODEL = "smollm2-135m-instruct-q4_1"

@@ -18,7 +18,7 @@ from hearthnet.bus.capability import CallContext, CapabilityDescriptor
 from hearthnet.config import MarketConfig
 from hearthnet.errors import HearthNetError
 from hearthnet.events.types import MARKET_BODY_MAX, MARKET_TAGS_MAX, MARKET_TITLE_MAX, Event
-from hearthnet.services.base import Capabilities
+from hearthnet.bus.capability import Capabilities
 from hearthnet.services.marketplace.view import MarketView
 
 CATEGORIES = ["offer", "request", "info", "emergency"]

@@ -12,7 +12,7 @@ from typing import Any
 from hearthnet.bus.capability import CallContext, CapabilityDescriptor
 from hearthnet.errors import HearthNetError
 from hearthnet.events.types import Event
-from hearthnet.services.base import Capabilities
+from hearthnet.bus.capability import Capabilities
 from hearthnet.services.moderation.view import ModerationView
 from hearthnet.types import TRUST_ORDER
 

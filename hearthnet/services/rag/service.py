@@ -25,7 +25,7 @@ from hearthnet.blobs.store import BlobStore
 from hearthnet.bus.capability import CallContext, CapabilityDescriptor
 from hearthnet.config import RagConfig
 from hearthnet.errors import HearthNetError
-from hearthnet.services.base import Capabilities
+from hearthnet.bus.capability import Capabilities
 from hearthnet.services.rag.chunker import Splitter, chunk_document, kind_of, splitter_for
 from hearthnet.services.rag.store import FILTER_KEYS, MODES, NAME_RE, CorpusStore, check_name, corpus_meta
 
