@@ -641,6 +641,10 @@ class Node:
                           append_event=self.append_event,
                           embed_model=entry.id, embed_dims=int(entry.raw.get("dimensions", 0)), embed_max_tokens=entry.context, tokenizer_file=tokenizer)
 
+    @property
+    def clock_skew_seconds(self) -> float:
+        return self.config.transport.clock_skew_seconds
+
     def append_event(self, event_type: str, data: dict[str, Any]) -> Any:
         """Sign and append one event as this node (what the services are handed to write with)."""
         return self.log.append_local(event_type, data, self.kp)

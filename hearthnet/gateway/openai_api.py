@@ -20,20 +20,38 @@ import json
 import struct
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from ulid import ULID
 
 from hearthnet.errors import ERRORS, HearthNetError, validation_message
 from hearthnet.gateway.apikeys import ApiKeyStore
-from hearthnet.transport.server import AsciiJSONResponse, authenticate_signed, read_body, retry_after_header
+from hearthnet.bus import CapabilityBus
+from hearthnet.config import Config
+from hearthnet.transport.handling import (
+    AsciiJSONResponse,
+    Authenticator,
+    authenticate_signed,
+    install_error_handlers,
+    rate_check,
+    read_body,
+    retry_after_header,
+)
+from hearthnet.transport.ratelimit import RateLimiter
 
-if TYPE_CHECKING:
-    from hearthnet.node import Node
+
+class GatewayNode(Authenticator, Protocol):
+    """What the gateway is built from (hearthnet.node.Node provides it): the bus it calls, the
+    node's config and rate limiter, and what authenticates a signed member."""
+
+    config: Config
+    bus: CapabilityBus
+    rate: RateLimiter
+
+    def log_error(self, msg: str, **extra: Any) -> None: ...
 
 MAX_BODY = 4 * 1024 * 1024
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error", 413: "invalid_request_error",
@@ -146,22 +164,11 @@ class _Takeover:
         return extra
 
 
-def build_gateway(node: Node) -> FastAPI:
+def build_gateway(node: GatewayNode) -> FastAPI:
     app = FastAPI(title="HearthNet OpenAI-compatible gateway", docs_url=None, redoc_url=None, openapi_url=None)
     keys = ApiKeyStore(node.config.data_dir)
 
-    @app.exception_handler(HearthNetError)
-    async def _hn(_: Request, exc: HearthNetError) -> JSONResponse:
-        return _error(exc)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(HearthNetError("not_found" if exc.status_code == 404 else "bad_request", str(exc.detail)))
-
-    @app.exception_handler(Exception)
-    async def _any(_: Request, exc: Exception) -> JSONResponse:
-        node.log_error("unhandled error in gateway request", error=f"{type(exc).__name__}: {exc}")
-        return _error(HearthNetError("internal", f"{type(exc).__name__}: {exc}"))
+    install_error_handlers(app, _error, node.log_error, "gateway")
 
     async def admit(request: Request) -> bytes:
         """The body of a request from a known caller (API key or signed member); rate-limited per caller."""
@@ -173,9 +180,7 @@ def build_gateway(node: Node) -> FastAPI:
             who = authenticate_signed(node, request, body).node_id
         else:
             raise HearthNetError("unauthorized", "this gateway needs an API key (hearthnet apikey create) as 'Authorization: Bearer hn_...'")
-        chk = node.rate.check(who, "gateway")
-        if not chk.allowed:
-            raise HearthNetError("rate_limited", "too many gateway requests from this key", retry_after_ms=chk.retry_after_ms)
+        rate_check(node.rate, node.metrics, who, "gateway")
         return body
 
     def parse(model: type[BaseModel], body: bytes) -> Any:

@@ -16,26 +16,37 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hearthnet import constants as C
 from hearthnet.blobs.chunker import check_cid
+from hearthnet.blobs.store import BlobStore
+from hearthnet.bus import CapabilityBus
 from hearthnet.bus.capability import CallContext, parse_version
-from hearthnet.errors import HearthNetError, validation_message
+from hearthnet.config import Config
+from hearthnet.errors import HearthNetError
 from hearthnet.events import sync
+from hearthnet.events.log import EventLog
 from hearthnet.identity.canonical import parse_json
+from hearthnet.identity.envelope import Signed
 from hearthnet.observability.metrics import CONTENT_TYPE
-from hearthnet.transport.signing import SignedCaller, verify_request
+from hearthnet.transport.handling import (
+    Authenticator,
+    Caller,
+    authenticate_signed,
+    error_response,
+    install_error_handlers,
+    rate_check,
+    read_body,
+)
+from hearthnet.transport.pubsub import PubSub
+from hearthnet.transport.ratelimit import RateLimiter
+from hearthnet.transport.signing import verify_request
 from hearthnet.transport.streams import FlowControl, encode_frame
 from hearthnet.types import TRUST_ORDER
-
-if TYPE_CHECKING:
-    from hearthnet.node import Node
 
 PUBLIC = {"/manifest", "/community/manifest", "/health"}
 LOOPBACK_OK = {"/ready", "/metrics", "/trace/recent"}
@@ -43,92 +54,51 @@ LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 MAX_SYNC_TOKENS = 4096
 
 
-class AsciiJSONResponse(JSONResponse):
-    """JSON with non-ASCII escaped: an error that echoes what a client sent (a lone surrogate, say)
-    can always be encoded, so an error answer never becomes a 500 of its own."""
+class Redeemer(Protocol):
+    """Admission at the issuing node (services.community): what /community/v1/redeem hands an invite to."""
 
-    def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+    def redeem(self, inv: Any, invitee: str, display_name: str) -> dict[str, Any]: ...
 
 
-def retry_after_header(err: HearthNetError) -> dict[str, str]:
-    retry = err.details.get("retry_after_ms")
-    return {"Retry-After": str(max(1, -(-int(retry) // 1000)))} if retry else {}
+class NodeAPI(Authenticator, Protocol):
+    """What the server is built from: the running node's collaborators, named here so the
+    transport never imports the node (hearthnet.node.Node provides all of them)."""
+
+    node_id: str
+    config: Config
+    ready: bool
+    bus: CapabilityBus
+    log: EventLog
+    blobs: BlobStore
+    rate: RateLimiter
+    blob_rate: RateLimiter
+    pubsub: PubSub
+    flows: dict[str, FlowControl]
+    community: Redeemer
+
+    def node_manifest(self) -> Signed: ...
+
+    def community_manifest(self) -> Signed: ...
+
+    def health(self) -> dict[str, Any]: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+    def capability_table(self) -> list[dict[str, Any]]: ...
+
+    def refresh_gauges(self) -> None: ...
+
+    def record_served(self, name: str, caller: str, result: str, t0: float) -> None: ...
+
+    def log_error(self, msg: str, **extra: Any) -> None: ...
 
 
-def error_response(err: HearthNetError) -> JSONResponse:
-    return AsciiJSONResponse(err.to_dict(), status_code=err.http_status, headers=retry_after_header(err))
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with payload_too_large as soon as it passes `limit`."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise HearthNetError("bad_request", "bad Content-Length")
-        if int(declared) > limit:
-            raise HearthNetError("payload_too_large", f"body of {declared} bytes exceeds {limit}", limit=limit)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HearthNetError("payload_too_large", f"body exceeds {limit} bytes", limit=limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-class Caller:
-    """The authenticated caller of a request."""
-
-    def __init__(self, node_id: str, level: str) -> None:
-        self.node_id = node_id
-        self.level = level
-
-
-def authenticate_signed(node: Node, request: Request, body: bytes) -> Caller:
-    """The signed community member behind a request (transport and gateway alike), or the error why not."""
-    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    try:
-        signed: SignedCaller = verify_request(
-            request.headers, request.method, path, body, community=node.community_id, skew_seconds=node.config.transport.clock_skew_seconds
-        )
-    except HearthNetError as exc:
-        node.metrics.signature_failures_total.labels(reason=exc.code).inc()
-        raise
-    node.log.refresh()  # an admin command may have changed membership from another process
-    st = node.log.membership
-    if signed.node_id in st.revoked:
-        node.metrics.signature_failures_total.labels(reason="revoked").inc()
-        raise HearthNetError("revoked", "caller's membership was revoked")
-    if not st.is_member(signed.node_id):
-        node.metrics.signature_failures_total.labels(reason="not_member").inc()
-        raise HearthNetError("not_member", "caller is not a member of this community")
-    node.nonces.use(signed.node_id, signed.nonce)  # after the signature: strangers cannot fill the store
-    return Caller(signed.node_id, st.level_of(signed.node_id))
-
-
-def build_app(node: Node) -> FastAPI:
+def build_app(node: NodeAPI) -> FastAPI:
     app = FastAPI(title="HearthNet node", docs_url=None, redoc_url=None, openapi_url=None)
     cfg = node.config.transport
     sync_tokens: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
-    @app.exception_handler(HearthNetError)
-    async def _hn(_: Request, exc: HearthNetError) -> JSONResponse:
-        return error_response(exc)
-
-    @app.exception_handler(RequestValidationError)
-    async def _val(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(HearthNetError("bad_request", f"bad request: {validation_message(exc, 'request')}"))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "bad_request"}.get(exc.status_code, "bad_request")
-        return error_response(HearthNetError(code, f"{exc.detail}"))
-
-    @app.exception_handler(Exception)
-    async def _any(_: Request, exc: Exception) -> JSONResponse:
-        node.log_error("unhandled error in request", error=f"{type(exc).__name__}: {exc}")
-        return error_response(HearthNetError("internal", f"{type(exc).__name__}: {exc}"))
+    install_error_handlers(app, error_response, node.log_error, "transport")
 
     async def authenticate(request: Request, body: bytes) -> Caller:
         return authenticate_signed(node, request, body)
@@ -144,14 +114,7 @@ def build_app(node: Node) -> FastAPI:
         return await authenticate(request, body), body
 
     def rate(caller: Caller, capability: str) -> dict[str, str]:
-        chk = node.rate.check(caller.node_id, capability)
-        if not chk.allowed:
-            node.metrics.rate_limited_total.labels(capability=capability, reason="hard").inc()
-            raise HearthNetError("rate_limited", f"too many {capability} requests from this node", retry_after_ms=chk.retry_after_ms)
-        if chk.soft_exceeded:
-            node.metrics.rate_limited_total.labels(capability=capability, reason="soft").inc()
-            return {"X-HN-Rate": "soft"}
-        return {}
+        return rate_check(node.rate, node.metrics, caller.node_id, capability)
 
     # --- public --------------------------------------------------------------------
     @app.get("/manifest")
@@ -360,7 +323,7 @@ def build_app(node: Node) -> FastAPI:
     return app
 
 
-async def _stream_chunks(node: Node, cids: list[str]) -> AsyncIterator[bytes]:
+async def _stream_chunks(node: NodeAPI, cids: list[str]) -> AsyncIterator[bytes]:
     """The chunks back to back, each re-verified as it is read: a damaged one ends the answer
     short (the fetcher keeps the good ones before it and asks elsewhere for the rest)."""
     for cid in cids:
@@ -372,7 +335,7 @@ async def _stream_chunks(node: Node, cids: list[str]) -> AsyncIterator[bytes]:
         yield data
 
 
-async def _routed(node: Node, name: str, version: tuple[int, int], req: dict[str, Any], timeout: float, headers: dict[str, str]) -> Response:
+async def _routed(node: NodeAPI, name: str, version: tuple[int, int], req: dict[str, Any], timeout: float, headers: dict[str, str]) -> Response:
     body = req.get("body", {})
     if not req.get("stream"):
         out = await node.bus.call(name, version, body, timeout=timeout, session_id=req.get("session_id"))
@@ -381,7 +344,7 @@ async def _routed(node: Node, name: str, version: tuple[int, int], req: dict[str
     return await _stream_response(node, name, Caller(node.node_id, "anchor"), frames, headers)
 
 
-async def _stream_response(node: Node, name: str, caller: Caller, frames: AsyncIterator[dict[str, Any]], headers: dict[str, str]) -> Response:
+async def _stream_response(node: NodeAPI, name: str, caller: Caller, frames: AsyncIterator[dict[str, Any]], headers: dict[str, str]) -> Response:
     """SSE answer. The first frame is awaited here, so a failure before the first byte
     (unknown capability, schema, capacity, no node) is a plain error response."""
     try:
@@ -398,8 +361,9 @@ def _timeout_seconds(value: Any) -> float:
     return float(value) / 1000
 
 
-async def _sse(node: Node, name: str, caller: Caller, first: dict[str, Any] | None, frames: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
-    flow = FlowControl(node.config.transport.stream_window_frames, node.config.transport.stream_ack_interval_frames, node.config.transport.stream_ack_timeout_seconds)
+async def _sse(node: NodeAPI, name: str, caller: Caller, first: dict[str, Any] | None, frames: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    flow = FlowControl(node.config.transport.stream_window_frames, node.config.transport.stream_ack_interval_frames,
+                       node.config.transport.stream_ack_timeout_seconds)
     stream_id = secrets.token_urlsafe(12)
     flow.caller = caller.node_id  # type: ignore[attr-defined]  # revocation ends the caller's open streams
     node.flows[stream_id] = flow
@@ -427,4 +391,4 @@ async def _sse(node: Node, name: str, caller: Caller, first: dict[str, Any] | No
         node.record_served(name, caller.node_id, result, t0)
 
 
-__all__ = ["build_app", "error_response", "read_body"]
+__all__ = ["NodeAPI", "Redeemer", "build_app"]

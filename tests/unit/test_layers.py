@@ -75,20 +75,9 @@ def test_the_table_covers_the_package():
         layer_of(mod, table)
 
 
-# Still to mend (issue 14): the server and the gateway are built from the Node itself. This list
-# must shrink to nothing; the test fails on any other violation and on an entry that no longer occurs.
-PENDING = {
-    "hearthnet.transport.server imports hearthnet.node",
-    "hearthnet.gateway.openai_api imports hearthnet.node",
-}
-
-
 def test_every_import_looks_down_the_layers():
     bad = violations()
-    seen = {re.sub(r" \(layer \d+\)", "", b.split(": ", 1)[1]) for b in bad}
-    new = [b for b in bad if re.sub(r" \(layer \d+\)", "", b.split(": ", 1)[1]) not in PENDING]
-    assert not new, "imports that break docs/architecture.md's layers:\n" + "\n".join(new)
-    assert seen == PENDING, f"mended, take it off PENDING: {sorted(PENDING - seen)}"
+    assert not bad, "imports that break docs/architecture.md's layers:\n" + "\n".join(bad)
 
 
 def test_the_checker_catches_an_upward_import(tmp_path):
