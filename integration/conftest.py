@@ -69,6 +69,20 @@ class Mesh:
         self.nodes[i], self.tasks[i] = node, task
         return node
 
+    async def adopt(self, i: int) -> Node:
+        """Start data dir n<i>, set up outside the mesh (CLI init, redeem or join), with the mesh's
+        settings (loopback, any free port): never the default port a real node may hold."""
+        h = self.home(i)
+        config_mod.set_keys(h.config_path, h.data_dir, {**FAST, "transport": {"host": "127.0.0.1", "port": 0}})
+        while len(self.nodes) <= i:
+            self.homes.append(None)  # type: ignore[arg-type]
+            self.nodes.append(None)
+            self.tasks.append(None)
+        self.homes[i] = self.home(i)
+        node = await self.start(i)
+        await self.link()
+        return node
+
     async def stop(self, i: int) -> None:
         node, task = self.nodes[i], self.tasks[i]
         if node is not None and task is not None:

@@ -24,18 +24,6 @@ async def run(d, *args, check=True):
     return await asyncio.to_thread(cli, d, *args, check=check, timeout=60)
 
 
-async def add_node(m, i: int):
-    """Start data dir n<i> (already joined) as a mesh node."""
-    while len(m.nodes) <= i:
-        m.homes.append(None)
-        m.nodes.append(None)
-        m.tasks.append(None)
-    m.homes[i] = m.home(i)
-    node = await m.start(i)
-    await m.link()
-    return node
-
-
 def test_invite_redeem_call_then_revoke(mesh, tmp_path):
     async def scenario(m):
         (a,) = await m.create(1)
@@ -70,7 +58,7 @@ def test_invite_redeem_call_then_revoke(mesh, tmp_path):
         assert res["community_id"] == a.community_id and res["level"] == "member" and not res["already"]
         again = json.loads((await run(d1, "invite", "redeem", text, "--json")).stdout)
         assert again["already"]
-        b = await add_node(m, 1)
+        b = await m.adopt(1)
         got = await b.client.call_remote(a.url, "echo.ping", "1.0", {"message": "hi"}, timeout=10, trace_id="", session_id=None)
         assert got["node_id"] == a.node_id
         assert a.log.membership.members[b.node_id].display_name == "bakery"
@@ -131,7 +119,7 @@ def test_a_single_use_invite_admits_exactly_once_under_concurrency(mesh):
         k2 = Home.open(d2).identity()
         text2 = (await a.bus.call("community.invite", (1, 0), {"node_id": k2.node_id}))["invite"]
         await run(d, "join", a.url)
-        b = await add_node(m, 1)
+        b = await m.adopt(1)
         c2 = TransportClient(k2, a.community_id, PinStore(d2 / "pins.json"))
         try:
             await pin_first_contact(c2, b.url)
