@@ -16,7 +16,7 @@ import sqlite3 as _stdlib_sqlite3
 import tempfile
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, BinaryIO
 from collections.abc import Callable, Iterator
 
 from hearthnet.errors import HearthNetError
@@ -132,27 +132,38 @@ def translate_os_errors(what: str) -> Iterator[None]:
         raise HearthNetError("storage_error", f"{what}: {reason}") from exc
 
 
-def atomic_write_bytes(path: Path, data: bytes | memoryview, *, mode: int = 0o644) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never half.
-
-    Temp file in the same directory, fsync, chmod, rename, fsync the directory.
-    """
+@contextlib.contextmanager
+def atomic_file(path: Path, *, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """The one way a file is written in place: a temp file beside `path` to write into; when the block
+    ends without error it is fsynced, chmod'ed, renamed over `path` (a symlink there is replaced, never
+    written through) and the directory fsynced; on any error it is removed. Readers see the old file or
+    the new one, never half."""
     path = Path(path)
     with translate_os_errors(f"cannot write {path}"):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+    done = False
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            with translate_os_errors(f"cannot write {path}"):
                 fh.flush()
                 os.fsync(fh.fileno())
+        with translate_os_errors(f"cannot write {path}"):
             os.chmod(tmp, mode)
             os.replace(tmp, path)
-        except BaseException:
+            done = True
+            fsync_dir(path.parent)
+    finally:
+        if not done:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-            raise
-        fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: Path, data: bytes | memoryview, *, mode: int = 0o644) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never half."""
+    with atomic_file(path, mode=mode) as fh, translate_os_errors(f"cannot write {path}"):
+        fh.write(data)
 
 
 def atomic_write_text(path: Path, text: str, *, mode: int = 0o644) -> None:
@@ -206,7 +217,7 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
-__all__ = ["DatabaseError", "Error", "IntegrityError", "OperationalError", "sha256_of", 
+__all__ = ["atomic_file", "DatabaseError", "Error", "IntegrityError", "OperationalError", "sha256_of", 
     "atomic_write_bytes",
     "atomic_write_text",
     "connect",

@@ -4,8 +4,6 @@
 import asyncio
 import base64
 import contextlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +17,7 @@ from hearthnet.cli.app import JsonOpt, app, command, emit_json, home, make_conso
 from hearthnet.cli.commands_mesh import NodeOpt, _codes, _with_client, call_node
 from hearthnet.errors import HearthNetError
 from hearthnet.identity.canonical import blake3_hex
-from hearthnet.storage import fsync_dir, translate_os_errors
+from hearthnet.storage import atomic_file, translate_os_errors
 from hearthnet.transport.client import TransportClient
 
 console = make_console()
@@ -145,9 +143,9 @@ def get_cmd(
 async def _read_to(c: TransportClient, u: str, cid: str, out: Path, force: bool, bar: Progress) -> dict[str, Any]:
     """Stream the blob from the node into a temp file beside the target, check every chunk, then rename."""
     target: Path | None = None
-    fd, tmp = -1, ""
     size = 0
-    try:
+    with contextlib.ExitStack() as stack:  # the file is written through storage.atomic_file, opened once the manifest names it
+        fh = None
         async for frame in c.stream_remote(u, "file.read", "1.0", {"cid": cid}, timeout=3600, trace_id="", session_id=None):
             d = frame["data"]
             if frame["event"] == "error":
@@ -156,33 +154,18 @@ async def _read_to(c: TransportClient, u: str, cid: str, out: Path, force: bool,
                 target = _target(out, d.get("filename"), cid)
                 if target.exists() and not force:
                     raise HearthNetError("already_exists", f"{target} exists; add --force to replace it")
-                with translate_os_errors(f"cannot write in {target.parent}"):
-                    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+                fh = stack.enter_context(atomic_file(target))
                 task = bar.add_task(f"write {target.name[:30]}", total=d["size_bytes"])
-            elif frame["event"] == "chunk":
+            elif frame["event"] == "chunk" and fh is not None:
                 data = base64.b64decode(d["data_b64"])
                 verify_chunk(data, d["cid"])
-                with translate_os_errors(f"cannot write {tmp}"):
-                    os.write(fd, data)
+                with translate_os_errors(f"cannot write {target}"):
+                    fh.write(data)
                 size += len(data)
                 bar.advance(task, len(data))
         if target is None:
             raise HearthNetError("internal", "the node ended file.read without a manifest")
-        with translate_os_errors(f"cannot write {target}"):
-            os.fsync(fd)
-            os.close(fd)
-            fd = -1
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)  # replaces a symlink at the target, never writes through it
-            fsync_dir(target.parent)
-        tmp = ""
-        return {"path": str(target), "size_bytes": size, "cid": cid}
-    finally:
-        if fd >= 0:
-            os.close(fd)
-        if tmp:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+    return {"path": str(target), "size_bytes": size, "cid": cid}
 
 
 @command("list", group=file_app)

@@ -22,7 +22,7 @@ from hearthnet.errors import HearthNetError
 from hearthnet.events.replay import ActivityView, ReplayEngine
 from hearthnet.events.types import EVENT_TYPES, Event
 from hearthnet.identity.keys import short_of
-from hearthnet.storage import connect, fsync_dir, translate_os_errors
+from hearthnet.storage import atomic_file, connect, translate_os_errors
 
 console = make_console()
 
@@ -151,21 +151,9 @@ def export_cmd(
     if not h.data_dir.is_dir():
         raise HearthNetError("not_found", f"data dir {h.data_dir} does not exist: nothing to export")
     counts: dict[str, int] = {}
-    with translate_os_errors(f"cannot write {out}"):
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-        tmp = Path(tmp_name)
-        try:
-            with open(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
-                counts = _write_archive(tar, h, with_keys)
-                tar.close()
-                raw.flush()
-            tmp.chmod(0o600 if with_keys else 0o644)
-            tmp.replace(out)
-            fsync_dir(out.parent)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+    with atomic_file(out, mode=0o600 if with_keys else 0o644) as raw, translate_os_errors(f"cannot write {out}"):
+        with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+            counts = _write_archive(tar, h, with_keys)
     info = {"archive": str(out), "with_keys": with_keys, **counts}
     if json_out:
         emit_json(info)

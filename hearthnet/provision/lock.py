@@ -12,8 +12,8 @@ wrong model under its real name.
 
 from __future__ import annotations
 
+import hashlib
 import os
-import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hearthnet.errors import HearthNetError
 from hearthnet.provision.models import find_local
 from hearthnet.provision.profiles import load_yaml, validate
-from hearthnet.storage import sha256_of
+from hearthnet.storage import atomic_file, sha256_of, translate_os_errors
 
 PARTIAL = ".partial-"
 Progress = Callable[[str, int], None]  # (model id, bytes just done)
@@ -104,13 +104,15 @@ def verify_lock(lock: Lock, models_dir: Path, progress: Progress | None = None, 
 
 def copy_verified(m: LockedModel, src: Path, dest_dir: Path) -> Path:
     """Copy one pinned file into dest_dir (bundles), verifying the copy, atomically."""
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    tmp = dest_dir / f"{PARTIAL}{m.file}"
-    shutil.copyfile(src, tmp)
-    if tmp.stat().st_size != m.size or sha256_of(tmp) != m.sha256:
-        tmp.unlink()
-        raise HearthNetError("db_corrupt", f"model {m.id}: {src} does not match the lock; not bundled")
-    os.replace(tmp, dest_dir / m.file)
+    h = hashlib.sha256()
+    size = 0
+    with atomic_file(dest_dir / m.file) as out, translate_os_errors(f"cannot copy {src}"), open(src, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+            out.write(block)
+            size += len(block)
+        if size != m.size or h.hexdigest() != m.sha256:  # checked on the bytes written: the copy is what it claims
+            raise HearthNetError("db_corrupt", f"model {m.id}: {src} does not match the lock; not bundled")
     return dest_dir / m.file
 
 

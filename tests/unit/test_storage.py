@@ -71,3 +71,23 @@ def test_private_dir_refuses_open_permissions(tmp_path):
     with pytest.raises(HearthNetError) as e:
         storage.ensure_private_dir(d)
     assert e.value.code == "keys_insecure"
+
+
+def test_atomic_file_replaces_whole_or_leaves_the_old_file(tmp_path):
+    from hearthnet.storage import atomic_file
+
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_file(target) as fh:
+            fh.write(b"half of the new")
+            raise RuntimeError("the writer failed half-way")
+    assert target.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]  # no temp file left
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_bytes(b"not mine")
+    target.unlink()
+    target.symlink_to(elsewhere)
+    with atomic_file(target, mode=0o600) as fh:
+        fh.write(b"new")
+    assert target.read_bytes() == b"new" and not target.is_symlink() and elsewhere.read_bytes() == b"not mine"
+    assert target.stat().st_mode & 0o777 == 0o600
