@@ -22,7 +22,7 @@ import socket
 import statistics
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -67,6 +67,8 @@ from hearthnet.transport.ratelimit import RateLimiter
 from hearthnet.transport.streams import FlowControl
 from hearthnet.transport.tls import PinStore, ensure_cert, origin, pin_first_contact
 
+if TYPE_CHECKING:
+    from hearthnet.transport.server import Served
 
 
 def bind_socket(host: str, port: int, hint: str) -> socket.socket:
@@ -367,13 +369,15 @@ class Node:
             })
         return out
 
-    def record_served(self, name: str, caller: str, result: str, t0: float) -> None:
+    def record_served(self, served: Served, result: str, t0: float, frames: int = 0) -> None:
+        """A call served to a peer, in the trace with the caller's trace id and the version it asked for."""
         from hearthnet.bus.trace import CallTraceEvent
 
         ms = (time.perf_counter() - t0) * 1000
-        self.bus.trace.record(CallTraceEvent(clock.iso(), "", name, "", caller, self.node_id, False, result, round(ms, 3)))
-        self.metrics.requests_total.labels(capability=name, result=result).inc()
-        self.metrics.request_duration_ms.labels(capability=name).observe(ms)
+        self.bus.trace.record(CallTraceEvent(clock.iso(), served.trace_id, served.capability, served.version, served.caller, self.node_id, False,
+                                             result, round(ms, 3), 1, frames))
+        self.metrics.requests_total.labels(capability=served.capability, result=result).inc()
+        self.metrics.request_duration_ms.labels(capability=served.capability).observe(ms)
 
     def refresh_gauges(self) -> None:
         m, cid = self.metrics, self.community_id[:16]

@@ -16,6 +16,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
@@ -54,6 +55,16 @@ LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 MAX_SYNC_TOKENS = 4096
 
 
+@dataclass(frozen=True)
+class Served:
+    """A call this node served to a caller, as its trace records it."""
+
+    capability: str
+    version: str
+    trace_id: str
+    caller: str
+
+
 class Redeemer(Protocol):
     """Admission at the issuing node (services.community): what /community/v1/redeem hands an invite to."""
 
@@ -88,7 +99,7 @@ class NodeAPI(Authenticator, Protocol):
 
     def refresh_gauges(self) -> None: ...
 
-    def record_served(self, name: str, caller: str, result: str, t0: float) -> None: ...
+    def record_served(self, served: Served, result: str, t0: float, frames: int = 0) -> None: ...
 
     def log_error(self, msg: str, **extra: Any) -> None: ...
 
@@ -182,17 +193,19 @@ def build_app(node: NodeAPI) -> FastAPI:
                 raise HearthNetError("forbidden", "only this node itself may ask it to route a call")
             return await _routed(node, name, version, req, timeout, headers)
         node.bus.check_trust(name, version, caller.node_id, caller.level)
-        ctx = CallContext(caller.node_id, str(req.get("trace_id") or ""), time.monotonic() + max(0.001, timeout), req.get("session_id"))
+        trace_id = req.get("trace_id") if isinstance(req.get("trace_id"), str) else ""
+        ctx = CallContext(caller.node_id, trace_id[:64], time.monotonic() + max(0.001, timeout), req.get("session_id"))
+        served = Served(name, f"{version[0]}.{version[1]}", ctx.trace_id, caller.node_id)
         if not req.get("stream"):
             t0 = time.perf_counter()
             try:
                 out = await node.bus.serve(name, version, req.get("body", {}), ctx)
             except HearthNetError as exc:
-                node.record_served(name, caller.node_id, exc.code, t0)
+                node.record_served(served, exc.code, t0)
                 raise
-            node.record_served(name, caller.node_id, "ok", t0)
+            node.record_served(served, "ok", t0)
             return JSONResponse({"result": out}, headers=headers)
-        return await _stream_response(node, name, caller, node.bus.serve_stream(name, version, req.get("body", {}), ctx), headers)
+        return await _stream_response(node, served, node.bus.serve_stream(name, version, req.get("body", {}), ctx), headers)
 
     @app.post("/bus/v1/ack")
     async def bus_ack(request: Request) -> JSONResponse:
@@ -341,17 +354,18 @@ async def _routed(node: NodeAPI, name: str, version: tuple[int, int], req: dict[
         out = await node.bus.call(name, version, body, timeout=timeout, session_id=req.get("session_id"))
         return JSONResponse({"result": out}, headers=headers)
     frames = node.bus.stream(name, version, body, timeout=timeout, session_id=req.get("session_id"))
-    return await _stream_response(node, name, Caller(node.node_id, "anchor"), frames, headers)
+    trace_id = req.get("trace_id") if isinstance(req.get("trace_id"), str) else ""
+    return await _stream_response(node, Served(name, f"{version[0]}.{version[1]}", trace_id[:64], node.node_id), frames, headers)
 
 
-async def _stream_response(node: NodeAPI, name: str, caller: Caller, frames: AsyncIterator[dict[str, Any]], headers: dict[str, str]) -> Response:
+async def _stream_response(node: NodeAPI, served: Served, frames: AsyncIterator[dict[str, Any]], headers: dict[str, str]) -> Response:
     """SSE answer. The first frame is awaited here, so a failure before the first byte
     (unknown capability, schema, capacity, no node) is a plain error response."""
     try:
         first = await frames.__anext__()
     except StopAsyncIteration:
         first = None
-    return StreamingResponse(_sse(node, name, caller, first, frames), media_type="text/event-stream", headers={**headers, "Cache-Control": "no-store"})
+    return StreamingResponse(_sse(node, served, first, frames), media_type="text/event-stream", headers={**headers, "Cache-Control": "no-store"})
 
 
 def _timeout_seconds(value: Any) -> float:
@@ -361,11 +375,11 @@ def _timeout_seconds(value: Any) -> float:
     return float(value) / 1000
 
 
-async def _sse(node: NodeAPI, name: str, caller: Caller, first: dict[str, Any] | None, frames: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+async def _sse(node: NodeAPI, served: Served, first: dict[str, Any] | None, frames: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
     flow = FlowControl(node.config.transport.stream_window_frames, node.config.transport.stream_ack_interval_frames,
                        node.config.transport.stream_ack_timeout_seconds)
     stream_id = secrets.token_urlsafe(12)
-    flow.caller = caller.node_id  # type: ignore[attr-defined]  # revocation ends the caller's open streams
+    flow.caller = served.caller  # type: ignore[attr-defined]  # revocation ends the caller's open streams
     node.flows[stream_id] = flow
     t0 = time.perf_counter()
     result = "ok"
@@ -388,7 +402,7 @@ async def _sse(node: NodeAPI, name: str, caller: Caller, first: dict[str, Any] |
     finally:
         node.flows.pop(stream_id, None)
         await frames.aclose()
-        node.record_served(name, caller.node_id, result, t0)
+        node.record_served(served, result, t0, flow.sent)
 
 
-__all__ = ["NodeAPI", "Redeemer", "build_app"]
+__all__ = ["NodeAPI", "Redeemer", "Served", "build_app"]

@@ -149,3 +149,21 @@ def test_pubsub_long_poll_and_metrics(mesh):
         assert 'hearthnet_requests_total{capability="echo.ping",result="ok"}' in text
 
     mesh.run(scenario)
+
+
+def test_a_served_call_keeps_the_callers_trace_id_and_version(mesh):
+    """The serving node's trace names the caller's trace id and the version asked for (they used to be "")."""
+
+    async def scenario(m):
+        a, b = await m.create(2)
+        await b.client.call_remote(a.url, "echo.ping", "1.0", {"message": "hi"}, timeout=10, trace_id="01TRACEUNARY", session_id=None)
+        frames = [f async for f in b.client.stream_remote(a.url, "echo.count", "1.0", {"n": 3, "interval_ms": 1}, timeout=10,
+                                                           trace_id="01TRACESTREAM", session_id=None)]
+        ping = [t for t in a.bus.trace.recent(50, "echo.ping") if not t.is_local][-1]
+        count = [t for t in a.bus.trace.recent(50, "echo.count") if not t.is_local][-1]
+        return ping, count, frames
+
+    ping, count, frames = mesh.run(scenario)
+    assert (ping.trace_id, ping.version, ping.result) == ("01TRACEUNARY", "1.0", "ok")
+    assert (count.trace_id, count.version, count.result) == ("01TRACESTREAM", "1.0", "ok")
+    assert count.frames == len(frames) >= 4  # the chunks and `done`
