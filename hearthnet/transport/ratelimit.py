@@ -29,8 +29,10 @@ class _Bucket:
         self.stamp = time.monotonic()
 
     def take(self, now: float) -> bool:
-        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
+        # `now` is read before a new bucket's stamp: never let the clock run backwards into a debt
+        # (a fresh bucket of rate 1 refused its very first request).
+        self.tokens = min(self.rate, self.tokens + max(0.0, now - self.stamp) * self.rate)
+        self.stamp = max(now, self.stamp)
         if self.tokens >= 1.0:
             self.tokens -= 1.0
             return True
