@@ -147,9 +147,9 @@ class Node:
         self.kp = home.identity()
         self.node_id = self.kp.node_id
         self.logger = hlog.get_logger("node")
-        self.log = home.open_log()
-        self.community_id = self.log.community_id
-        self.engine = ReplayEngine(self.log)
+        self.event_log = home.open_log()
+        self.community_id = self.event_log.community_id
+        self.engine = ReplayEngine(self.event_log)
         self.activity = ActivityView()
         self.engine.register(self.activity)
         self.engine.catch_up()
@@ -171,7 +171,7 @@ class Node:
         self.blobs = BlobStore(cfg.path(cfg.file.blobs_dir), cfg.file.gc_threshold)
         if cfg.rag.enabled and "rag.query" not in cfg.bus.disabled:
             self._add_service(self._rag_service())
-        self.moderation = ModerationView(lambda n: self.log.membership.level_of(n))
+        self.moderation = ModerationView(lambda n: self.event_log.membership.level_of(n))
         self.engine.register(self.moderation)
         self.market_view = MarketView()
         self.engine.register(self.market_view)
@@ -196,12 +196,12 @@ class Node:
         self.chat: ChatService | None = None
         if cfg.chat.enabled:
             self.chat = ChatService(cfg.chat, self.chat_view, self.kp, self.append_event,
-                                    is_member=lambda n: self.log.membership.is_member(n),
+                                    is_member=lambda n: self.event_log.membership.is_member(n),
                                     reachable=lambda n: (r := self.peers.by_node(n)) is not None and r.verified, deliver=self.deliver_to)
             self._add_service(self.chat)
         self._add_service(ModerationService(self.moderation, self.append_event, self.node_id,
                                             self._moderation_target_exists))
-        self.community = CommunityService(self.log, self.kp, lambda: [self.public_url()], RedeemedInvites(cfg.data_dir / "run" / "invites.db"),
+        self.community = CommunityService(self.event_log, self.kp, lambda: [self.public_url()], RedeemedInvites(cfg.data_dir / "run" / "invites.db"),
                                           self._author_seq)
         self._add_service(self.community)
         for e in list(self.bus.registry.all_local()):
@@ -311,8 +311,8 @@ class Node:
         )
 
     def community_manifest(self) -> Signed:
-        self.log.refresh()
-        return build_community_manifest(self.log.membership, self.log.head(), self.kp)
+        self.event_log.refresh()
+        return build_community_manifest(self.event_log.membership, self.event_log.head(), self.kp)
 
     def health(self) -> dict[str, Any]:
         off = self.mesh_clock_offset()
@@ -341,8 +341,8 @@ class Node:
         return statistics.median(vals) if vals else None
 
     def status(self) -> dict[str, Any]:
-        self.log.refresh()
-        st = self.log.membership
+        self.event_log.refresh()
+        st = self.event_log.membership
         return {
             **self.health(),
             "url": self.url,
@@ -350,7 +350,7 @@ class Node:
             "profile": self.config.identity.profile,
             "community": st.name,
             "level": st.level_of(self.node_id),
-            "log": {"head": self.log.head(), **self.log.status_counts()},
+            "log": {"head": self.event_log.head(), **self.event_log.status_counts()},
             "peers": [p.as_dict() for p in self.peers.all()],
             "emergency": {"mode": (em := self.emergency.current()).mode, "since": em.since, "last_probe": em.last_probe,
                           "probe_results": em.probe_results},
@@ -381,8 +381,8 @@ class Node:
 
     def refresh_gauges(self) -> None:
         m, cid = self.metrics, self.community_id[:16]
-        m.event_log_size.labels(community=cid).set(self.log.count())
-        m.event_log_lamport_head.labels(community=cid).set(self.log.head())
+        m.event_log_size.labels(community=cid).set(self.event_log.count())
+        m.event_log_lamport_head.labels(community=cid).set(self.event_log.head())
         m.nodes_online.labels(community=cid).set(len(self.peers.live()))
         for e in self.bus.registry.all():
             m.capability_health_success_rate.labels(capability=e.name, node=e.node_id[:20]).set(self.bus.health.get(e.node_id, e.name).success_rate)
@@ -457,7 +457,7 @@ class Node:
 
     # --- sync ------------------------------------------------------------------------------
     async def sync_with(self, url: str) -> dict[str, int]:
-        return await sync.sync_with(self.client, self.log, url)
+        return await sync.sync_with(self.client, self.event_log, url)
 
     async def sync_round(self) -> None:
         for p in self.peers.live():
@@ -470,7 +470,7 @@ class Node:
         return f"{'https' if self.tls else 'http'}://{self.advertised_host()}:{self.port}"
 
     def _author_seq(self, node_id: str) -> int:
-        h = sync.heads_report(self.log).authors.get(node_id)
+        h = sync.heads_report(self.event_log).authors.get(node_id)
         return h.seq if h is not None else 0
 
     def _membership_event(self, ev: Any) -> None:
@@ -479,7 +479,7 @@ class Node:
             self._loop.call_soon_threadsafe(self._close_revoked_streams)
 
     def _close_revoked_streams(self) -> None:
-        revoked = self.log.membership.revoked
+        revoked = self.event_log.membership.revoked
         for flow in list(self.flows.values()):
             if getattr(flow, "caller", None) in revoked:
                 flow.cancel("revoked", "the caller's membership was revoked")
@@ -563,11 +563,11 @@ class Node:
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(sig, self.stop)
         self._loop = loop
-        self.log.add_listener(self._chat_event)
-        self.log.add_listener(self._membership_event)
+        self.event_log.add_listener(self._chat_event)
+        self.event_log.add_listener(self._membership_event)
         if self.chat is not None:
             self._spawn(self.chat.acknowledge())  # messages that arrived before a crash
-        self.log.add_listener(lambda ev: loop.call_soon_threadsafe(
+        self.event_log.add_listener(lambda ev: loop.call_soon_threadsafe(
             self.pubsub.publish, "events", {"event_id": ev.event_id, "event_type": ev.event_type, "author": ev.author, "lamport": ev.lamport}))
         ssl_kw: dict[str, Any] = {}
         if self.tls:
@@ -629,7 +629,7 @@ class Node:
         await self.client.close()
         self.nonces.close()
         self.blobs.close()
-        self.log.close()
+        self.event_log.close()
         self._remove_run_file()
         self.logger.info("node stopped")
 
@@ -651,7 +651,7 @@ class Node:
 
     def append_event(self, event_type: str, data: dict[str, Any]) -> Any:
         """Sign and append one event as this node (what the services are handed to write with)."""
-        return self.log.append_local(event_type, data, self.kp)
+        return self.event_log.append_local(event_type, data, self.kp)
 
     def _add_service(self, svc: Service) -> None:
         self.bus.register_service(svc)

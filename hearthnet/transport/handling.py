@@ -108,7 +108,7 @@ class MembershipSource(Protocol):
 class Authenticator(Protocol):
     community_id: str
     clock_skew_seconds: float
-    log: MembershipSource
+    event_log: MembershipSource
     nonces: NonceStore
     metrics: Metrics
 
@@ -122,8 +122,8 @@ def authenticate_signed(auth: Authenticator, request: Request, body: bytes) -> C
     except HearthNetError as exc:
         auth.metrics.signature_failures_total.labels(reason=exc.code).inc()
         raise
-    auth.log.refresh()  # an admin command may have changed membership from another process
-    st = auth.log.membership
+    auth.event_log.refresh()  # an admin command may have changed membership from another process
+    st = auth.event_log.membership
     if signed.node_id in st.revoked:
         auth.metrics.signature_failures_total.labels(reason="revoked").inc()
         raise HearthNetError("revoked", "caller's membership was revoked")

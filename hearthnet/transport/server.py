@@ -79,7 +79,7 @@ class NodeAPI(Authenticator, Protocol):
     config: Config
     ready: bool
     bus: CapabilityBus
-    log: EventLog
+    event_log: EventLog
     blobs: BlobStore
     rate: RateLimiter
     blob_rate: RateLimiter
@@ -240,7 +240,7 @@ def build_app(node: NodeAPI) -> FastAPI:
         sync_tokens[token] = (caller.node_id, time.monotonic())
         while len(sync_tokens) > MAX_SYNC_TOKENS:
             sync_tokens.popitem(last=False)
-        heads = await asyncio.to_thread(sync.heads_report, node.log)
+        heads = await asyncio.to_thread(sync.heads_report, node.event_log)
         return JSONResponse({"token": token, "heads": heads.model_dump()})
 
     @app.post("/sync/v1/events")
@@ -258,13 +258,13 @@ def build_app(node: NodeAPI) -> FastAPI:
         result: dict[str, Any] = {}
         if msg.get("batch") is not None:
             batch = sync.parse_batch(json.dumps(msg["batch"]).encode())
-            result["applied"] = await asyncio.to_thread(sync.apply_batch, node.log, batch)
+            result["applied"] = await asyncio.to_thread(sync.apply_batch, node.event_log, batch)
         if msg.get("heads") is not None:
             try:
                 theirs = sync.HeadsReport.model_validate(msg["heads"])
             except ValueError as exc:
                 raise HearthNetError("bad_request", f"heads: {exc}") from None
-            back = await asyncio.to_thread(sync.batch_for, node.log, theirs)
+            back = await asyncio.to_thread(sync.batch_for, node.event_log, theirs)
             result["batch"] = back.model_dump()
         return JSONResponse(result)
 

@@ -23,7 +23,7 @@ async def history(node, peer=None):
 def test_private_messages_reach_a_node_that_was_off(mesh):
     async def scenario(m):
         a, b, c = await m.create(3)
-        await m.until(lambda: all(n.log.membership.is_member(x.node_id) for n in (a, b, c) for x in (a, b, c)))
+        await m.until(lambda: all(n.event_log.membership.is_member(x.node_id) for n in (a, b, c) for x in (a, b, c)))
         # Direct: b is up.
         r = await send(a, b.node_id, "Bread is ready at the mill")
         assert r["delivery"] == "direct"
@@ -32,8 +32,8 @@ def test_private_messages_reach_a_node_that_was_off(mesh):
         assert [(x["body"], x["from"], x["mine"]) for x in got] == [("Bread is ready at the mill", a.node_id, False)]
         assert (await history(b))["unread"] == {a.node_id: 1}
         # Private: c holds the event in its log but cannot open it, and the text is nowhere in clear.
-        await m.until(lambda: any(e.event_type == "chat.message.sent" for e in c.log.replay()))
-        ev = next(e for e in c.log.replay() if e.event_type == "chat.message.sent")
+        await m.until(lambda: any(e.event_type == "chat.message.sent" for e in c.event_log.replay()))
+        ev = next(e for e in c.event_log.replay() if e.event_type == "chat.message.sent")
         assert "Bread" not in ev.payload and c.chat_view.history() == []
         with pytest.raises(HearthNetError):
             unseal(c.kp, a.node_id, ev.data["box"])
@@ -60,14 +60,14 @@ def test_private_messages_reach_a_node_that_was_off(mesh):
         await m.until(lambda: a.chat_view.history(c.node_id)[-1].delivered_at is not None, 20)
         assert (await history(c))["unread"] == {a.node_id: 1}
         # Bad input changes nothing.
-        before = a.log.count()
+        before = a.event_log.count()
         for body, code in (({"to": c.node_id, "body": "x" * 4001}, "payload_too_large"),
                            ({"to": "ed25519:" + "A" * 43, "body": "hi"}, "not_member"),
                            ({"to": a.node_id, "body": "hi"}, "bad_request")):
             with pytest.raises(HearthNetError) as e:
                 await a.bus.call("chat.send", (1, 0), body)
             assert e.value.code == code
-        assert a.log.count() == before
+        assert a.event_log.count() == before
         # The CLI against c's node.
         out = json.loads((await asyncio.to_thread(cli, m.base / "n2", "chat", "history", a.node_id, "--mark-read", "--json")).stdout)
         assert [x["body"] for x in out["messages"]] == ["Meeting moved to Thursday", "Are you there?"] and out["marked"] == 1

@@ -63,7 +63,7 @@ def test_a_corrupting_source_is_reported_and_the_fetch_succeeds_from_another(mes
 
     async def scenario(m):
         a, b, c = await m.create(3)
-        await m.until(lambda: b.log.membership.is_member(c.node_id))  # b admits c's requests once it has synced c's join
+        await m.until(lambda: b.event_log.membership.is_member(c.node_id))  # b admits c's requests once it has synced c's join
         manifest = a.blobs.put(data, filename="map.pdf")
         b.blobs.put(data, filename="map.pdf")
         cid = manifest.cid
@@ -139,7 +139,7 @@ def test_chunks_a_source_lacks_come_from_another(mesh):
 
     async def scenario(m):
         a, b, c = await m.create(3)
-        await m.until(lambda: b.log.membership.is_member(c.node_id))
+        await m.until(lambda: b.event_log.membership.is_member(c.node_id))
         full = a.blobs.put(data)
         b.blobs.put(data[: 5 * chunk])  # b holds the first five chunks only (and the manifest from c's cache below)
         c.blobs.write_chunk(full.cid, full.encode())

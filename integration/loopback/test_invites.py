@@ -35,7 +35,7 @@ def test_invite_redeem_call_then_revoke(mesh, tmp_path):
         out = json.loads((await run(m.base / "n0", "invite", "create", id1, "--qr", str(qr), "--json")).stdout)
         text = out["invite"]
         assert text.startswith("hearthnet://v1/") and qr.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out["endpoints"] == [a.url]
-        assert any(e.event_type == "community.member.invited" and e.data["node_id"] == id1 for e in a.log.replay())
+        assert any(e.event_type == "community.member.invited" and e.data["node_id"] == id1 for e in a.event_log.replay())
 
         # Bad invites: each one clear line, and the box is left as it was (no community).
         def tampered(t: str) -> str:
@@ -61,7 +61,7 @@ def test_invite_redeem_call_then_revoke(mesh, tmp_path):
         b = await m.adopt(1)
         got = await b.client.call_remote(a.url, "echo.ping", "1.0", {"message": "hi"}, timeout=10, trace_id="", session_id=None)
         assert got["node_id"] == a.node_id
-        assert a.log.membership.members[b.node_id].display_name == "bakery"
+        assert a.event_log.membership.members[b.node_id].display_name == "bakery"
 
         # Revoke: the open stream ends, new calls are refused, new events are void everywhere.
         stream = b.client.stream_remote(a.url, "echo.count", "1.0", {"n": 200, "interval_ms": 50}, timeout=60, trace_id="", session_id=None)
@@ -77,9 +77,9 @@ def test_invite_redeem_call_then_revoke(mesh, tmp_path):
         with pytest.raises(HearthNetError) as e:
             await b.client.call_remote(a.url, "echo.ping", "1.0", {}, timeout=10, trace_id="", session_id=None)
         assert e.value.code == "revoked"
-        await m.until(lambda: b.node_id in b.log.membership.revoked)  # b hears of it too
+        await m.until(lambda: b.node_id in b.event_log.membership.revoked)  # b hears of it too
         with pytest.raises(HearthNetError) as e:
-            b.log.append_local("market.post.created", post_data(901), b.kp)
+            b.event_log.append_local("market.post.created", post_data(901), b.kp)
         assert e.value.code == "revoked"
 
     mesh.run(scenario)
@@ -111,7 +111,7 @@ def test_a_single_use_invite_admits_exactly_once_under_concurrency(mesh):
         admitted = [r for r in results if isinstance(r, dict) and not r["already"]]
         assert len(admitted) == 1, results
         assert all(r == "conflict" or (isinstance(r, dict) and r["already"]) for r in results if r is not admitted[0]), results
-        joins = [e for e in a.log.replay() if e.event_type == "community.member.joined" and e.data["node_id"] == kp.node_id]
+        joins = [e for e in a.event_log.replay() if e.event_type == "community.member.joined" and e.data["node_id"] == kp.node_id]
         assert len(joins) == 1
         # Redeemed only where it was issued: another member node refuses it.
         d2 = m.base / "n2"
@@ -138,7 +138,7 @@ def test_revocation_latency_across_five_nodes(mesh):
     async def scenario(m):
         nodes = await m.create(5)
         a, victim, others = nodes[0], nodes[4], nodes[1:4]
-        await m.until(lambda: all(n.log.membership.is_member(victim.node_id) for n in nodes))
+        await m.until(lambda: all(n.event_log.membership.is_member(victim.node_id) for n in nodes))
         for n in nodes[:4]:
             await victim.client.call_remote(n.url, "echo.ping", "1.0", {}, timeout=10, trace_id="", session_id=None)
         t0 = time.monotonic()

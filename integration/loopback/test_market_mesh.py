@@ -49,12 +49,12 @@ def test_the_market_cli_posts_lists_updates_and_ends_posts_across_nodes(mesh):
         ended = json.loads((await run(1, "list", "--all", "--json")).stdout)
         assert [(p["title"], p["expired"]) for p in ended] == [("Seed potatoes (10 kg left)", "author")]
         # Bad input: one clear line each, nothing appended.
-        head = a.log.head()
+        head = a.event_log.head()
         for args, code in ((("post", "wanted", "x"), "bad_request"), (("post", "info", "x" * 5000), "payload_too_large"),
                            (("post", "info", "x", "--ttl", "5"), "bad_request"), (("update", pid), "bad_request"),
                            (("expire", pid), "conflict"), (("expire", "01M8PNZDSVP7H37Y3M802DCDJX"), "not_found")):
             p = await run(0, *args, check=False)
             assert p.returncode != 0 and p.stderr.startswith(f"error[{code}]") and len(p.stderr.strip().splitlines()) == 1, (args, p.stderr)
-        assert a.log.head() == head
+        assert a.event_log.head() == head
 
     mesh.run(scenario)

@@ -121,8 +121,8 @@ def test_events_replicate_and_converge_after_partition(mesh):
     async def scenario(m):
         a, b, c = await m.create(3)
         for i in range(20):
-            a.log.append_local("market.post.created", post_data(i), a.kp)
-        await _until(lambda: b.log.count() == c.log.count() == a.log.count(), 10)
+            a.event_log.append_local("market.post.created", post_data(i), a.kp)
+        await _until(lambda: b.event_log.count() == c.event_log.count() == a.event_log.count(), 10)
         # Partition: b goes away; a and c keep writing; b writes while offline too.
         await m.stop(1)
         hb = m.home(1)
@@ -130,11 +130,11 @@ def test_events_replicate_and_converge_after_partition(mesh):
             for i in range(7):
                 log.append_local("chat.message.sent", chat_data(i), hb.identity())
         for i in range(5):
-            c.log.append_local("market.post.created", post_data(i), c.kp)
+            c.event_log.append_local("market.post.created", post_data(i), c.kp)
         b = await m.start(1)
         await m.link()
-        await _until(lambda: len({n.log.count() for n in (a, b, c)}) == 1, 15)
-        ids = [[e.event_id for e in n.log.replay()] for n in (a, b, c)]
+        await _until(lambda: len({n.event_log.count() for n in (a, b, c)}) == 1, 15)
+        ids = [[e.event_id for e in n.event_log.replay()] for n in (a, b, c)]
         assert ids[0] == ids[1] == ids[2] and len(ids[0]) == 4 + 20 + 7 + 5
 
     mesh.run(scenario)

@@ -46,13 +46,13 @@ def test_hide_and_unhide_follow_trust_and_replicate(mesh):
         # b still lists its own copy of the file (it holds it), not the post.
         assert (await listed(b))[0] == [] and cid in (await listed(b))[1]
         # c is promoted to trusted and unhides the post: visible everywhere again.
-        a.log.append_local("community.member.promoted", {"node_id": c.node_id, "level": "trusted"}, root)
-        await m.until(lambda: c.log.membership.level_of(c.node_id) == "trusted")
+        a.event_log.append_local("community.member.promoted", {"node_id": c.node_id, "level": "trusted"}, root)
+        await m.until(lambda: c.event_log.membership.level_of(c.node_id) == "trusted")
         await c.bus.call("moderation.unhide", (1, 0), {"kind": "market.post", "target": pid, "reason": "seller explained"})
         await m.until(lambda: not a.moderation.is_hidden("market.post", pid) and not b.moderation.is_hidden("market.post", pid))
         assert (await listed(a))[0] == [pid]
         # c is demoted: its unhide no longer counts, on every node alike, so the anchor's hide stands again.
-        a.log.append_local("community.member.demoted", {"node_id": c.node_id, "level": "member"}, root)
+        a.event_log.append_local("community.member.demoted", {"node_id": c.node_id, "level": "member"}, root)
         await m.until(lambda: all(n.moderation.is_hidden("market.post", pid) for n in (a, b, c)))
         assert (await listed(c))[0] == []
         # The CLI, against a's running node.

@@ -27,7 +27,7 @@ def test_spark_ingests_through_the_hearths_embedder_and_chat_cites_it(mesh):
         assert embeds and all(t.to_node == hearth.node_id and t.result == "ok" for t in embeds)
         # The ingest events reach the hearth's log by sync.
         for _ in range(100):
-            got = [e for e in hearth.log.replay() if e.event_type == "rag.document.ingested"]
+            got = [e for e in hearth.event_log.replay() if e.event_type == "rag.document.ingested"]
             if len(got) == 10:
                 break
             await asyncio.sleep(0.1)

@@ -109,7 +109,7 @@ def test_sync_refuses_unsolicited_and_oversized_batches(mesh):
 def test_forged_events_in_a_sync_batch_never_enter_the_log(mesh):
     async def scenario(m):
         a, b = await m.create(2)
-        ev = a.log.append_local("market.post.created", post_data(901, "real"), a.kp)
+        ev = a.event_log.append_local("market.post.created", post_data(901, "real"), a.kp)
         forged = dict(ev.envelope())
         forged["payload"] = forged["payload"].replace('"real"', '"fake"')
         assert forged["payload"] != ev.envelope()["payload"]
@@ -117,7 +117,7 @@ def test_forged_events_in_a_sync_batch_never_enter_the_log(mesh):
         batch = {"community_id": a.community_id, "events": [forged], "more": False}
         out = await a.client.post(b.url, "/sync/v1/events", {"token": got["token"], "batch": batch})
         assert out["applied"]["added"] == 0 and out["applied"]["rejected"][0]["code"] == "invalid_signature"
-        assert b.log.get(ev.event_id) is None or b.log.get(ev.event_id).data["title"] == "real"
+        assert b.event_log.get(ev.event_id) is None or b.event_log.get(ev.event_id).data["title"] == "real"
 
     mesh.run(scenario)
 
@@ -130,7 +130,7 @@ def test_pubsub_long_poll_and_metrics(mesh):
         waiter = asyncio.create_task(a.client.get(b.url, f"/pubsub/v1/subscribe?topic=events&last_seq={seq}&timeout=10"))
         await asyncio.sleep(0.2)
         assert not waiter.done()  # it waits for news
-        ev = b.log.append_local("market.post.created", post_data(902), b.kp)
+        ev = b.event_log.append_local("market.post.created", post_data(902), b.kp)
         got = await asyncio.wait_for(waiter, 5)
         assert [i["item"]["event_id"] for i in got["items"]] == [ev.event_id] and got["seq"] == seq + 1
         with pytest.raises(HearthNetError) as e:

@@ -23,7 +23,7 @@ class Auth:
     """An Authenticator from real parts (what the Node hands the server)."""
 
     community_id: str
-    log: object
+    event_log: object
     nonces: NonceStore
     clock_skew_seconds: float = 120
     metrics: Metrics = field(default_factory=Metrics)
