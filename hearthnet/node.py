@@ -19,7 +19,6 @@ import os
 import secrets
 import signal
 import socket
-import statistics
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +38,7 @@ from hearthnet.home import Home
 from hearthnet.events.community import build_community_manifest
 from hearthnet.identity.envelope import Signed
 from hearthnet.identity.manifest import CapabilitySpec, Endpoint, HardwareSpec, NodeManifest, build_node_manifest, verify_node_manifest
+from hearthnet.discovery.mesh_clock import MeshClock
 from hearthnet.discovery.peers import PeerRegistry
 from hearthnet.observability import logging as hlog
 from hearthnet.observability.metrics import Metrics
@@ -197,7 +197,8 @@ class Node:
         if cfg.chat.enabled:
             self.chat = ChatService(cfg.chat, self.chat_view, self.kp, self.append_event,
                                     is_member=lambda n: self.event_log.membership.is_member(n),
-                                    reachable=lambda n: (r := self.peers.by_node(n)) is not None and r.verified, deliver=self.deliver_to)
+                                    peer_url=lambda n: r.url if (r := self.peers.by_node(n)) is not None and r.verified else None,
+                                    relays=lambda: [(p.node_id or "", p.url) for p in self.peers.live()], push=self.sync_with)
             self._add_service(self.chat)
         self._add_service(ModerationService(self.moderation, self.append_event, self.node_id,
                                             self._moderation_target_exists))
@@ -230,7 +231,7 @@ class Node:
         self.url = ""
         self.ready = False
         self.started = time.monotonic()
-        self.clock_offsets: dict[str, float] = {}
+        self.mesh_clock = MeshClock()
         self._stop = asyncio.Event()
         self._server: _Server | None = None
         self._gateway: _Server | None = None
@@ -315,7 +316,7 @@ class Node:
         return build_community_manifest(self.event_log.membership, self.event_log.head(), self.kp)
 
     def health(self) -> dict[str, Any]:
-        off = self.mesh_clock_offset()
+        off = self.mesh_clock.offset()
         skew = self.config.transport.clock_skew_seconds
         warning = None
         if off is not None and abs(off) > skew / 2:
@@ -334,11 +335,6 @@ class Node:
             # Native inference runs in supervised worker processes: their state, pid and last crash.
             "llm_workers": self.llm.workers() if self.llm is not None else [],
         }
-
-    def mesh_clock_offset(self) -> float | None:
-        """Median (peer clock - our clock) over peers' signed manifests; None without peers."""
-        vals = list(self.clock_offsets.values())
-        return statistics.median(vals) if vals else None
 
     def status(self) -> dict[str, Any]:
         self.event_log.refresh()
@@ -417,7 +413,7 @@ class Node:
             if pin is None or m.tls_fingerprint != pin["fingerprint"] or pin["node_id"] != m.node_id:
                 raise HearthNetError("pin_mismatch", f"{url}: manifest does not match the pinned certificate")
         # Mesh time: the peer signed issued_at roughly rtt/2 before we got it.
-        self.clock_offsets[m.node_id] = clock.parse_iso(m.issued_at) - (clock.now() - rtt / 2000)
+        self.mesh_clock.observe(m.node_id, m.issued_at, rtt)
         return m
 
     async def refresh_peer(self, url: str) -> None:
@@ -427,7 +423,7 @@ class Node:
             rec = self.peers.failed(url)
             if rec is not None and rec.failures >= 3 and rec.node_id:
                 self.bus.registry.remove_peer(rec.node_id)
-                self.clock_offsets.pop(rec.node_id, None)
+                self.mesh_clock.forget(rec.node_id)
             self.logger.info("peer unreachable", extra={"peer": url, "code": exc.code, "reason": exc.message})
             return
         if m.node_id == self.node_id:
@@ -439,7 +435,7 @@ class Node:
         first = known is None or known.manifest is None
         rec = self.peers.verified(url, m)
         if first and self.chat is not None and m.node_id in self.chat_view.pending_recipients():
-            self._spawn(self.deliver_to(m.node_id))  # it is back: hand over what waited for it
+            self._spawn(self.chat.deliver(m.node_id))  # it is back: hand over what waited for it
         if first:
             self.logger.info("peer verified", extra={"peer": m.node_id, "url": rec.url, "source": rec.source, "peers": len(self.peers.live())})
         added, removed = self.bus.registry.update_peer(m.node_id, rec.url, [c.model_dump() for c in m.capabilities])
@@ -449,10 +445,7 @@ class Node:
     async def refresh_peers(self) -> None:
         await asyncio.gather(*(self.refresh_peer(p.url) for p in self.peers.all()))
         self.peers.prune_stale()
-        off = self.mesh_clock_offset()
-        if off is not None and self.config.transport.learn_time_from_peers and abs(off) > 2.0:
-            clock.set_offset(clock.offset() + off)
-            self.clock_offsets = {k: v - off for k, v in self.clock_offsets.items()}
+        if self.config.transport.learn_time_from_peers and (off := self.mesh_clock.learn()) is not None:
             self.logger.warning("clock corrected from peers", extra={"offset_seconds": round(off, 3)})
 
     # --- sync ------------------------------------------------------------------------------
@@ -483,27 +476,6 @@ class Node:
         for flow in list(self.flows.values()):
             if getattr(flow, "caller", None) in revoked:
                 flow.cancel("revoked", "the caller's membership was revoked")
-
-    async def deliver_to(self, node_id: str) -> str:
-        """Push our log to a message's recipient now ("direct"), else to a peer that will carry it
-        ("forwarded"), else leave it for the sync after the recipient returns ("queued")."""
-        rec = self.peers.by_node(node_id)
-        if rec is not None and rec.verified:
-            try:
-                await self.sync_with(rec.url)
-                return "direct"
-            except HearthNetError:
-                pass
-        if self.config.chat.store_and_forward:
-            for p in self.peers.live():
-                if p.node_id in (node_id, self.node_id):
-                    continue
-                try:
-                    await self.sync_with(p.url)
-                    return "forwarded"
-                except HearthNetError:
-                    continue
-        return "queued"
 
     def _chat_event(self, ev: Any) -> None:
         """A message to this node arrived (any thread): receipt it on the loop."""

@@ -35,17 +35,44 @@ HISTORY_REQUEST = {"type": "object", "additionalProperties": False, "properties"
 READ_REQUEST = {"type": "object", "additionalProperties": False, "required": ["peer"], "properties": {"peer": _NODE}}
 
 AppendEvent = Callable[[str, dict[str, Any]], Event]
-Deliver = Callable[[str], Awaitable[str]]
+PeerUrl = Callable[[str], "str | None"]  # a verified peer's URL by node id, None when not reachable now
+Relays = Callable[[], "list[tuple[str, str]]"]  # (node id, URL) of every live peer
+Push = Callable[[str], Awaitable[Any]]  # sync our log to the node at this URL
 
 
 class ChatService:
     name = "chat"
 
     def __init__(self, config: ChatConfig, view: ChatView, kp: KeyPair, append_event: AppendEvent, *,
-                 is_member: Callable[[str], bool], reachable: Callable[[str], bool], deliver: Deliver) -> None:
+                 is_member: Callable[[str], bool], peer_url: PeerUrl, relays: Relays, push: Push) -> None:
         self.config, self.view, self.kp, self.append_event = config, view, kp, append_event
-        self.is_member, self.reachable, self.deliver = is_member, reachable, deliver
+        self.is_member, self.peer_url, self.relays, self.push = is_member, peer_url, relays, push
         self._ack_lock = asyncio.Lock()
+
+    def reachable(self, node_id: str) -> bool:
+        return self.peer_url(node_id) is not None
+
+    async def deliver(self, to: str) -> str:
+        """The delivery policy: push our log to the recipient now ("direct"), else to a peer that will
+        carry it on ("forwarded", with chat.store_and_forward), else leave it for the sync after the
+        recipient returns ("queued")."""
+        url = self.peer_url(to)
+        if url is not None:
+            try:
+                await self.push(url)
+                return "direct"
+            except HearthNetError:
+                pass
+        if self.config.store_and_forward:
+            for node_id, relay in self.relays():
+                if node_id in (to, self.kp.node_id):
+                    continue
+                try:
+                    await self.push(relay)
+                    return "forwarded"
+                except HearthNetError:
+                    continue
+        return "queued"
 
     def capabilities(self) -> Capabilities:
         return [
