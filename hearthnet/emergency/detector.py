@@ -29,15 +29,48 @@ def reading(results: dict[str, bool]) -> Mode:
     return "online" if ok == len(results) else ("offline" if ok == 0 else "degraded")
 
 
+class Debounce:
+    """The timing rule alone, on times it is given (tests drive it without sleeping): a reading that
+    differs from the mode becomes the candidate; the mode flips once the candidate has held for
+    `seconds`; a reading that agrees with the mode again cancels it."""
+
+    def __init__(self, mode: Mode, seconds: float) -> None:
+        self.seconds = seconds
+        self.candidate: Mode = mode
+        self.since: float | None = None
+
+    def observe(self, mode: Mode, seen: Mode, now: float) -> None:
+        if seen == mode:
+            self.candidate, self.since = mode, None
+        elif seen != self.candidate or self.since is None:
+            self.candidate, self.since = seen, now
+
+    def pending(self, mode: Mode) -> bool:
+        return self.candidate != mode and self.since is not None
+
+    def due_at(self, mode: Mode) -> float | None:
+        """When the pending candidate may become the mode (None: nothing pending)."""
+        return self.since + self.seconds if self.pending(mode) and self.since is not None else None
+
+    def due(self, mode: Mode, now: float) -> Mode | None:
+        """The mode to flip to now, if the candidate has held long enough."""
+        at = self.due_at(mode)
+        return self.candidate if at is not None and now >= at else None
+
+    def flipped(self) -> None:
+        self.since = None
+
+
 class Detector:
-    def __init__(self, config: EmergencyConfig, state_bus: StateBus, on_change: OnChange | None = None) -> None:
+    def __init__(self, config: EmergencyConfig, state_bus: StateBus, on_change: OnChange | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.cfg = config
         self.targets = [parse_target(t) for t in config.probe_targets]  # config_invalid on a bad target, before anything runs
         self.state_bus = state_bus
         self.on_change = on_change
         self._stop = asyncio.Event()
-        self.candidate: Mode = state_bus.current().mode
-        self.candidate_since: float | None = None
+        self.debounce = Debounce(state_bus.current().mode, config.debounce_seconds)
+        self._now = monotonic
 
     async def _round(self) -> dict[str, bool]:
         got = await asyncio.gather(*(probe(t, self.cfg.probe_timeout_seconds) for t in self.targets))
@@ -46,47 +79,42 @@ class Detector:
     def _flip(self, new: Mode, results: dict[str, bool], last_probe: str | None) -> None:
         old = self.state_bus.current().mode
         self.state_bus._emit(EmergencyState(new, clock.iso(), last_probe, results))
-        self.candidate_since = None
+        self.debounce.flipped()
         if self.on_change is not None:
             self.on_change(old, new)
 
     async def run(self) -> None:
         if not self.targets:
             return  # nothing to probe: the node stays online and never reaches out
-        next_probe = time.monotonic()
+        next_probe = self._now()
         results: dict[str, bool] = {}
         last: str | None = None
         while not self._stop.is_set():
             mode = self.state_bus.current().mode
-            wake = next_probe
-            if self.candidate != mode and self.candidate_since is not None:
-                wake = min(wake, self.candidate_since + self.cfg.debounce_seconds)
+            due_at = self.debounce.due_at(mode)
+            wake = next_probe if due_at is None else min(next_probe, due_at)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), max(0.0, wake - time.monotonic()))
+                await asyncio.wait_for(self._stop.wait(), max(0.0, wake - self._now()))
                 break
-            now = time.monotonic()
-            if self.candidate != mode and self.candidate_since is not None and now >= self.candidate_since + self.cfg.debounce_seconds:
-                self._flip(self.candidate, results, last)
+            now = self._now()
+            if (flip := self.debounce.due(mode, now)) is not None:
+                self._flip(flip, results, last)
                 continue
             if now < next_probe:
                 continue
             results = await self._round()
-            done, last = time.monotonic(), clock.iso()
-            seen = reading(results)
-            if seen == mode:
-                self.candidate, self.candidate_since = mode, None
-            elif seen != self.candidate or self.candidate_since is None:
-                self.candidate, self.candidate_since = seen, done
-            if self.candidate != mode and self.cfg.debounce_seconds == 0:
-                self._flip(self.candidate, results, last)
+            done, last = self._now(), clock.iso()
+            self.debounce.observe(mode, reading(results), done)
+            if (flip := self.debounce.due(mode, done)) is not None:  # a debounce of 0 flips at once
+                self._flip(flip, results, last)
             else:
                 cur = self.state_bus.current()
                 self.state_bus._emit(EmergencyState(cur.mode, cur.since, last, results))
-            calm = self.state_bus.current().mode == "online" and self.candidate == "online"
+            calm = self.state_bus.current().mode == "online" and self.debounce.candidate == "online"
             next_probe = done + (self.cfg.probe_interval_online if calm else self.cfg.probe_interval_offline)
 
     async def shutdown(self) -> None:
         self._stop.set()
 
 
-__all__ = ["Detector", "reading"]
+__all__ = ["Debounce", "Detector", "reading"]

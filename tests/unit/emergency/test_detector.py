@@ -131,3 +131,25 @@ def test_some_targets_away_is_degraded_and_dns_targets_count():
         srv.down()
         if not ns.stop.is_set():
             ns.close()
+
+
+def test_the_debounce_rule_on_given_times_without_sleeping():
+    from hearthnet.emergency.detector import Debounce
+
+    d = Debounce("online", 30.0)
+    d.observe("online", "offline", now=100.0)
+    assert d.pending("online") and d.due_at("online") == 130.0
+    assert d.due("online", 129.9) is None and d.due("online", 130.0) == "offline"
+    d.observe("online", "offline", now=110.0)  # the same reading again does not restart the wait
+    assert d.due_at("online") == 130.0
+    d.observe("online", "degraded", now=120.0)  # a different one does
+    assert d.due_at("online") == 150.0 and d.due("online", 149.0) is None
+    d.observe("online", "online", now=125.0)  # a blip: back to the mode before the debounce passed
+    assert not d.pending("online") and d.due("online", 1000.0) is None
+    d.observe("online", "offline", now=200.0)
+    assert d.due("online", 230.0) == "offline"
+    d.flipped()
+    assert d.due("offline", 1000.0) is None and not d.pending("offline")
+    zero = Debounce("online", 0.0)
+    zero.observe("online", "offline", now=5.0)
+    assert zero.due("online", 5.0) == "offline"  # a debounce of 0 flips at the reading itself
