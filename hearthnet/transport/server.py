@@ -211,12 +211,12 @@ def build_app(node: NodeAPI) -> FastAPI:
     async def bus_ack(request: Request) -> JSONResponse:
         _, raw = await guard(request)
         msg = parse_json(raw, what="ack body")
-        flow = node.flows.get(str(msg.get("stream_id")) if isinstance(msg, dict) else "")
+        upto = msg.get("upto", 0) if isinstance(msg, dict) else None
+        if not isinstance(upto, int) or isinstance(upto, bool) or not 0 <= upto < 2**53 or not isinstance(msg.get("stream_id"), str):
+            raise HearthNetError("bad_request", "ack body must be {stream_id, upto: a frame number}")
+        flow = node.flows.get(msg["stream_id"])
         if flow is None:
             raise HearthNetError("not_found", "no such open stream")
-        upto = msg.get("upto", 0)
-        if not isinstance(upto, int) or isinstance(upto, bool) or not 0 <= upto < 2**53:
-            raise HearthNetError("bad_request", "ack body must be {stream_id, upto: a frame number}")
         flow.ack(upto)
         return JSONResponse({"ok": True, "window_used": flow.window_used})
 
