@@ -21,18 +21,20 @@ from hearthnet.errors import HearthNetError
 
 class SchemaValidator:
     def __init__(self) -> None:
-        self._cache: dict[int, tuple[Draft202012Validator, Callable[[Any], Any] | None]] = {}
+        # Keyed by id() for speed; the entry keeps its schema, so an id is never reused by another dict
+        # while its entry lives (a freed schema's id could otherwise return another schema's validator).
+        self._cache: dict[int, tuple[dict[str, Any], Draft202012Validator, Callable[[Any], Any] | None]] = {}
 
     def _compiled(self, schema: dict[str, Any]) -> tuple[Draft202012Validator, Callable[[Any], Any] | None]:
         hit = self._cache.get(id(schema))
-        if hit is None:
+        if hit is None or hit[0] is not schema:
             Draft202012Validator.check_schema(schema)
             try:
                 fast = fastjsonschema.compile(schema)
             except (fastjsonschema.JsonSchemaDefinitionException, ValueError, TypeError):
                 fast = None
-            hit = self._cache[id(schema)] = (Draft202012Validator(schema), fast)
-        return hit
+            hit = self._cache[id(schema)] = (schema, Draft202012Validator(schema), fast)
+        return hit[1], hit[2]
 
     def _check(self, schema: dict[str, Any] | None, value: Any, what: str) -> None:
         if schema is None:
