@@ -52,3 +52,34 @@ def test_moderation_counts_only_authors_trusted_now_and_the_latest_action(commun
     log.append_local("community.member.demoted", {"node_id": mod.node_id, "level": "member"}, root)
     log.refresh()
     assert not view.is_hidden("market.post", "post-1") and view.hidden() == []
+
+
+def test_chat_view_keeps_only_its_own_conversations_and_honours_only_the_recipients_receipts(community):
+    from ulid import ULID
+
+    from hearthnet.services.chat.crypto import seal, unseal
+    from hearthnet.services.chat.view import ChatView
+
+    log, root, anchor = community
+    bob, eve = keys.generate(), keys.generate()
+    for kp, name in ((bob, "bob"), (eve, "eve")):
+        log.append_local("community.member.joined", {"node_id": kp.node_id, "level": "member", "display_name": name}, root)
+    view = ChatView(anchor.node_id)
+    engine = ReplayEngine(log)
+    engine.register(view)
+    early, to_bob, between_others = str(ULID()), str(ULID()), str(ULID())
+    # A receipt that arrives before its message (sync order) is kept and applied when the message comes.
+    log.append_local("chat.message.delivered", {"msg_ids": [early]}, bob)
+    log.append_local("chat.message.sent", {"msg_id": early, "to": bob.node_id, "box": seal(anchor, bob.node_id, {"body": "first"})}, anchor)
+    log.append_local("chat.message.sent", {"msg_id": to_bob, "to": bob.node_id, "box": seal(anchor, bob.node_id, {"body": "second"})}, anchor)
+    log.append_local("chat.message.read", {"msg_ids": [to_bob]}, eve)  # not the recipient: ignored
+    log.append_local("chat.message.sent", {"msg_id": between_others, "to": eve.node_id, "box": seal(bob, eve.node_id, {"body": "x"})}, bob)
+    engine.catch_up()
+    got = {m.msg_id: m for m in view.history()}
+    assert set(got) == {early, to_bob}  # bob -> eve is not this node's conversation
+    assert got[early].delivered_at and got[to_bob].delivered_at is None and got[to_bob].read_at is None
+    assert view.pending_recipients() == {bob.node_id} and view.unread() == {}
+    assert unseal(bob, anchor.node_id, got[to_bob].box) == {"body": "second"}  # only the two ends can read it
+    again = ChatView(anchor.node_id)
+    again.restore_state(view.snapshot_state())
+    assert [m.msg_id for m in again.history()] == [m.msg_id for m in view.history()]
