@@ -89,8 +89,9 @@ class GcReport:
 
 class BlobStore:
     def __init__(self, root: Path, gc_threshold: float = C.BLOB_GC_DISK_THRESHOLD, *, disk_usage: DiskUsage = _disk_usage,
-                 orphan_grace_seconds: float = C.BLOB_ORPHAN_GRACE_SECONDS) -> None:
+                 orphan_grace_seconds: float = C.BLOB_ORPHAN_GRACE_SECONDS, clock: Callable[[], float] = time.time) -> None:
         self.root = Path(root)
+        self._clock = clock  # wall-clock seconds: last use orders GC, and orphan ages compare with file mtimes
         self.gc_threshold = gc_threshold
         self.orphan_grace_seconds = orphan_grace_seconds
         self._disk_usage = disk_usage
@@ -223,7 +224,7 @@ class BlobStore:
             raise HearthNetError("not_found", f"{len(missing)} of the blob's {len(manifest.chunks)} chunks are not here (first {missing[0]})",
                                  missing=len(missing))
         self.write_chunk(manifest.cid, manifest.encode())
-        now = time.time()
+        now = self._clock()
         with self._lock:
             self._conn().execute(
                 "INSERT INTO blobs(cid, size_bytes, chunks, filename, mime_type, pinned, added_at, last_used) VALUES (?,?,?,?,?,?,?,?) "
@@ -256,7 +257,7 @@ class BlobStore:
         with self._lock:
             conn = self._conn(create=False)
             if conn is not None:
-                conn.execute("UPDATE blobs SET last_used = ? WHERE cid = ?", (time.time(), cid))
+                conn.execute("UPDATE blobs SET last_used = ? WHERE cid = ?", (self._clock(), cid))
 
     def info(self, cid: str) -> BlobInfo | None:
         rows = self._rows("WHERE cid = ?", (cid,))
@@ -363,7 +364,7 @@ class BlobStore:
                 blobs_removed += 1
             if not done():  # chunks no manifest names: abandoned uploads and transfers, once their grace is over
                 named = set().union(*(needed[c] for c in remaining)) if remaining else set()
-                cutoff = time.time() - self.orphan_grace_seconds
+                cutoff = self._clock() - self.orphan_grace_seconds
                 packs = self.root / PACKS
                 for pack in list(packs.iterdir()) if packs.is_dir() else []:
                     blob = "blake3:" + pack.name

@@ -144,8 +144,8 @@ class _Fetch:
             self.pack.flush()  # index what this request brought (one transaction per request)
         if done < len(refs):
             # The answer ended short: ask for the next chunk alone to learn why (damaged copy, gone, or a cut).
-            await self._single(src, refs[done])
-            return refs[done:]
+            got = await self._single(src, refs[done])
+            return refs[done + got:]
         return []
 
     def _take(self, src: Source, refs: list[ChunkRef], buf: bytearray) -> int:
@@ -181,16 +181,18 @@ class _Fetch:
         if self.progress:
             self.progress(r.already_had + r.fetched, r.chunks, r.bytes_fetched)
 
-    async def _single(self, src: Source, ref: ChunkRef) -> None:
+    async def _single(self, src: Source, ref: ChunkRef) -> int:
+        """Fetch one chunk alone; 1 when it is now here, 0 when the source was blamed."""
         try:
             data = await self.mgr.client.get_bytes(src.url, CHUNK_PATH + ref.cid, max_bytes=ref.size_bytes, timeout=self.mgr.chunk_timeout)
             verify_chunk(data, ref.cid)
         except HearthNetError as exc:
             self._blame(src, ref, exc)
-            return
+            return 0
         self.pack.write(ref, data)
         self.pack.flush()
         self._count(src, 1, len(data))
+        return 1
 
     def _blame(self, src: Source, ref: ChunkRef, exc: HearthNetError) -> None:
         self.lacks[src.node_id].add(ref.cid)

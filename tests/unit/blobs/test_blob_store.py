@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -23,6 +22,16 @@ class Disk:
     def __call__(self, _: Path) -> tuple[int, int]:
         held = sum(f.stat().st_size for f in self.root.rglob("*") if f.is_file() and f.name != "index.db" and not f.name.startswith("index.db"))
         return self.total, self.base + held
+
+
+class Clock:
+    """Wall-clock seconds that move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def blob(n: int, seed: int) -> bytes:
@@ -114,12 +123,13 @@ def test_gc_runs_only_above_the_threshold_and_keeps_pinned_and_in_flight(tmp_pat
     root.mkdir()
     mib = 1 << 20
     disk = Disk(root, total=100 * mib, base=59 * mib)
-    s = BlobStore(root, gc_threshold=0.8, disk_usage=disk, orphan_grace_seconds=0)
+    clock = Clock()
+    s = BlobStore(root, gc_threshold=0.8, disk_usage=disk, orphan_grace_seconds=0, clock=clock)
     pinned = s.put(blob(4 * mib, 1), pin=True)
     cached = [s.put(blob(4 * mib, 10 + i), pin=False) for i in range(4)]
     assert s.gc().bytes_freed == 0  # 79 MiB of 100: not above the threshold
     flying = s.put(blob(2 * mib, 99), pin=False)
-    time.sleep(0.01)
+    clock.now += 10
     s.touch(cached[0].cid)  # the most recently used of the cached ones
     with s.in_flight([flying.cid, *(c.cid for c in flying.chunks)]):
         rep = s.gc()
@@ -137,13 +147,14 @@ def test_gc_runs_only_above_the_threshold_and_keeps_pinned_and_in_flight(tmp_pat
 
 def test_orphan_chunks_wait_for_their_grace_period(tmp_path):
     root = tmp_path / "b"
-    s = BlobStore(root, gc_threshold=0.5, disk_usage=lambda _: (100, 90), orphan_grace_seconds=3600)
+    clock = Clock()
+    s = BlobStore(root, gc_threshold=0.5, disk_usage=lambda _: (100, 90), orphan_grace_seconds=3600, clock=clock)
     m, parts = chunk_blob(b"q" * 1000)
     s.write_chunk(m.chunks[0].cid, parts[0])  # uploaded, file.put not yet called
+    clock.now += 3500
     s.gc()
-    assert s.has(m.chunks[0].cid)
-    old = time.time() - 7200
-    os.utime(s._path(m.chunks[0].cid), (old, old))
+    assert s.has(m.chunks[0].cid)  # still inside its grace period
+    clock.now += 200
     s.gc()
     assert not s.has(m.chunks[0].cid)
     s.close()

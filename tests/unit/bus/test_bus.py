@@ -76,7 +76,8 @@ def test_concurrency_limit(bus):
 
     async def main():
         first = asyncio.create_task(bus.serve("test.one", (1, 0), {}, _ctx()))
-        await asyncio.sleep(0.01)
+        while entry.in_flight == 0:  # until the first call holds the one slot
+            await asyncio.sleep(0)
         with pytest.raises(HearthNetError) as e:
             await bus.serve("test.one", (1, 0), {}, _ctx())
         assert e.value.code == "capacity_exceeded" and e.value.details["retry_after_ms"] > 0

@@ -239,7 +239,8 @@ def test_subscribe_yields_new_valid_events(community):
                     return
 
         task = asyncio.create_task(consume())
-        await asyncio.sleep(0.01)
+        while not log._listeners:  # the subscription is registered on its first step
+            await asyncio.sleep(0)
         for i in range(3):
             log.append_local("market.post.created", post_data(1000 + i), anchor)  # filtered out
             await asyncio.to_thread(log.append_local, "chat.message.sent", chat_data(i), anchor)
@@ -258,10 +259,10 @@ def test_slow_subscriber_gets_capacity_exceeded(community):
     async def main():
         agen = log.subscribe(max_queue=2)
         first = asyncio.ensure_future(agen.__anext__())
-        await asyncio.sleep(0.01)
+        while not log._listeners:
+            await asyncio.sleep(0)
         for i in range(6):
             log.append_local("chat.message.sent", chat_data(i), anchor)
-        await asyncio.sleep(0.01)
         assert (await first).data == chat_data(0)
         with pytest.raises(HearthNetError) as e:
             for _ in range(6):

@@ -61,10 +61,7 @@ class LlamaCppBackend:
     def worker_status(self) -> dict[str, Any]:
         """For /health and `hearthnet doctor`: the worker's state, pid, restarts and last crash."""
         w = self._worker
-        if w is None:
-            return {"backend": self.name, "model": self.model.name, "state": "not_started", "pid": None, "restarts": 0,
-                    "restart_in_seconds": None, "last_crash": None}
-        return {"backend": self.name, "model": self.model.name, **w.status()}
+        return {"backend": self.name, "model": self.model.name, **(w.status() if w is not None else WorkerProcess.NOT_STARTED)}
 
     def _ask(self, msg: dict[str, Any], timeout: float = 300) -> dict[str, Any]:
         """One request with one answer, waited for in this thread."""

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from hearthnet import clock
 from hearthnet import constants as C
@@ -226,6 +226,9 @@ class WorkerProcess:
     @property
     def down(self) -> bool:
         return self._restart_at is not None
+
+    # The status of a worker that was never asked for (its process starts at the first request).
+    NOT_STARTED: ClassVar[dict[str, Any]] = {"state": "not_started", "pid": None, "restarts": 0, "restart_in_seconds": None, "last_crash": None}
 
     def status(self) -> dict[str, Any]:
         with self._lock:
