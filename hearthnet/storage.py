@@ -183,6 +183,17 @@ def sha256_of(path: Path, progress: Callable[[int], None] | None = None, block: 
     return h.hexdigest()
 
 
+def package_dir(package: str) -> Path:
+    """The directory of a data package shipped with HearthNet (`hearthnet.profiles`, `hearthnet.docs`):
+    the checkout's own folder in an editable install, site-packages in a wheel install."""
+    from importlib.resources import files
+
+    where = files(package)
+    if not isinstance(where, Path):  # pip installs unpack to disk; a zipped install would need as_file()
+        raise HearthNetError("internal", f"{package} is not installed as a directory ({where})")
+    return where
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -217,7 +228,7 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
-__all__ = ["atomic_file", "DatabaseError", "Error", "IntegrityError", "OperationalError", "sha256_of", 
+__all__ = ["atomic_file", "package_dir", "DatabaseError", "Error", "IntegrityError", "OperationalError", "sha256_of", 
     "atomic_write_bytes",
     "atomic_write_text",
     "connect",

@@ -209,7 +209,7 @@ def bundle_cmd(
         return
     if not lock_files:
         lock_files = [_lock_path(None)]
-    specs = [] if no_wheels else (wheel or [f"{models.REPO_ROOT}[llm,embed]"])
+    specs = [] if no_wheels else (wheel or [bundle.project_spec()])
     with progress(TextColumn("{task.description}"), quiet=json_out, transient=True) as bar:
         task = bar.add_task("bundling")
         info = bundle.write_bundle(out, locks=lock_files, plans=list(plans or []), plan_root=plan_root, wheels=specs, no_deps=no_deps,

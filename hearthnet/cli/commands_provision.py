@@ -4,7 +4,7 @@
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -100,8 +100,13 @@ def render_profile_cmd(
     hardware_file: Annotated[Path | None, typer.Option("--hardware", help="Recorded facts (detect-hardware --json).")] = None,
     detect: Annotated[bool, typer.Option("--detect", help="Detect this box's hardware.")] = False,
     check: Annotated[bool, typer.Option("--check", help="Print what would change as a unified diff; exit 6 if anything would, 0 if not.")] = False,
+    exec_path: Annotated[str, typer.Option("--exec", help="The hearthnet executable the systemd unit runs (a venv's, a store path).")] = "/usr/bin/hearthnet",
+    user: Annotated[str | None, typer.Option("--user", help="Static system user the unit runs as (default: systemd's DynamicUser).")] = None,
+    config_dir: Annotated[str, typer.Option("--config-dir", help="Where these files live on the box: the unit's --config points into it.")] = "/etc/hearthnet",
+    json_out: JsonOpt = False,
 ) -> None:
-    """Render a box's files (config, model lock, corpora plan, bootstrap plan, systemd unit, receipt), atomically."""
+    """Render a box's files (config, model lock, corpora plan, bootstrap plan, systemd unit, receipt), atomically.
+    With --json: {"dir", "changed"} per box ({"dir", "changed", "diff"} with --check); a list with --all."""
     from hearthnet import constants as C
     from hearthnet.errors import HearthNetError
     from hearthnet.provision import render
@@ -113,22 +118,33 @@ def render_profile_cmd(
         raise HearthNetError("bad_request", "give --profile P (one box) or --site FILE with --host H or --all")
     if site_file is not None and (host is None) == (not all_hosts):
         raise HearthNetError("bad_request", "with --site give --host H or --all")
+    install = render.Install(exec_path, user, config_dir)
     facts = render.Facts(hardware_file, detect)
     if profile is not None:
-        jobs = [(out, render.profile_files(profile, facts()))]
+        jobs = [(out, render.profile_files(profile, facts(), install))]
     else:
         site = load_site(site_file)  # type: ignore[arg-type]
-        rendered = render.site_files(site, site_file, list(site.hosts) if all_hosts else [host], facts)  # type: ignore[arg-type, list-item]
+        rendered = render.site_files(site, site_file, list(site.hosts) if all_hosts else [host], facts, install=install)  # type: ignore[arg-type, list-item]
         jobs = [(out / name if all_hosts else out, files) for name, files in rendered.items()]
+
+    def report(results: list[dict[str, Any]]) -> None:
+        emit_json(results if all_hosts else results[0])
+
     if check:
-        changes = "".join(render.diff(d, files) for d, files in jobs)
-        if changes:
-            sys.stdout.write(changes)
+        diffs = [(d, render.diff(d, files)) for d, files in jobs]
+        if json_out:
+            report([{"dir": str(d), "changed": bool(text), "diff": text} for d, text in diffs])
+        elif any(text for _, text in diffs):
+            sys.stdout.write("".join(text for _, text in diffs))
+        if any(text for _, text in diffs):
             raise typer.Exit(C.EXIT_WOULD_CHANGE)
         return
-    for d, files in jobs:  # every job rendered (and so validated) before any is written
-        changed = render.write(d, files)
-        console.print(f"{d}: {'written' if changed else 'unchanged'}")
+    results = [{"dir": str(d), "changed": render.write(d, files)} for d, files in jobs]  # every job rendered (so validated) before any is written
+    if json_out:
+        report(results)
+        return
+    for r in results:
+        console.print(f"{r['dir']}: {'written' if r['changed'] else 'unchanged'}")
 
 
 site_app = typer.Typer(help="The site manifest (one village).", no_args_is_help=True)

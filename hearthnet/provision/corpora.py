@@ -5,7 +5,7 @@ first-run assistant can answer setup questions), `village_handbook` (empty until
 site names its documents) and `workspace` (an empty per-household corpus). A site's
 `corpora:` entry of the same name replaces the built-in one.
 
-Source paths: `@hearthnet/<dir>` is a directory of the installed project; any other
+Source paths: `@hearthnet/docs` is the docs shipped with the installed package; any other
 relative path is relative to the seeding root (`hearthnet rag seed --root`, by default
 the directory holding the plan; for a site's presets, the site file's directory).
 Seeding goes through the running node, so it needs membership and an embedder on the mesh;
@@ -22,10 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hearthnet.errors import HearthNetError
 from hearthnet.provision.profiles import load_yaml, validate
+from hearthnet.storage import package_dir
 from hearthnet.provision.site import CORPUS_RE, CorpusPreset, CorpusSource
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROJECT_PREFIX = "@hearthnet/"
+PROJECT_DIRS = ("docs", "profiles")  # the folders the package ships (hearthnet.docs, hearthnet.profiles)
 
 BUILTIN: dict[str, CorpusPreset] = {
     "hearthnet_docs": CorpusPreset(description="HearthNet's own documentation, so the assistant can answer setup questions.",
@@ -75,7 +76,10 @@ class SeedCorpus:
 
 def resolve(source: str, root: Path) -> Path:
     if source.startswith(PROJECT_PREFIX):
-        return PROJECT_ROOT / source[len(PROJECT_PREFIX):]
+        top, _, rest = source[len(PROJECT_PREFIX):].partition("/")
+        if top not in PROJECT_DIRS:
+            raise HearthNetError("config_invalid", f"corpus source {source}: the package ships only {', '.join('@hearthnet/' + d for d in PROJECT_DIRS)}")
+        return package_dir(f"hearthnet.{top}") / rest if rest else package_dir(f"hearthnet.{top}")
     p = Path(source)
     return p if p.is_absolute() else root / p
 

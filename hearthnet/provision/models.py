@@ -19,11 +19,10 @@ from typing import Any
 import jsonschema
 
 from hearthnet.errors import HearthNetError
-from hearthnet.storage import read_text, sha256_of
+from hearthnet.storage import package_dir, read_text, sha256_of
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_INDEX = REPO_ROOT / "profiles" / "models" / "index.json"
-SCHEMA = REPO_ROOT / "profiles" / "models" / "index.schema.json"
+DEFAULT_INDEX = package_dir("hearthnet.profiles") / "models" / "index.json"
+SCHEMA = package_dir("hearthnet.profiles") / "models" / "index.schema.json"
 
 
 @dataclass(frozen=True)

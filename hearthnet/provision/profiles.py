@@ -15,10 +15,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hearthnet.errors import HearthNetError, validation_message, validation_path
-from hearthnet.storage import read_text
+from hearthnet.storage import package_dir, read_text
 from hearthnet.provision.hardware import Tier
 
-PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
+PROFILES_DIR = package_dir("hearthnet.profiles")  # profiles/ in a checkout, package data in a wheel
 NAMES = ("anchor", "hearth", "spark", "bridge")
 Backend = Literal["llama_cpp", "ollama", "lmstudio", "vllm", "hf_api", "anthropic_api", "nemotron", "openbmb"]
 

@@ -19,8 +19,10 @@ import difflib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +65,34 @@ def _disabled(eff: Effective) -> list[str]:
     return off
 
 
-def render_files(eff: Effective, *, site: Site | None = None, inputs: dict[str, bytes] | None = None, index: Path | None = None) -> dict[str, bytes]:
+_USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+_PATH_RE = re.compile(r"/[A-Za-z0-9._+@/-]*")  # a path a unit file can hold unquoted: no spaces, no %, no newlines
+
+
+@dataclass(frozen=True)
+class Install:
+    """How the box runs what is rendered: the executable, the system user (None: systemd's
+    DynamicUser) and the directory the rendered files live in there (the unit's --config).
+    The Ansible roles pass a venv's executable and a static user, the NixOS module a store
+    path; all three go into the receipt."""
+
+    exec: str = "/usr/bin/hearthnet"
+    user: str | None = None
+    config_dir: str = "/etc/hearthnet"
+
+    def __post_init__(self) -> None:
+        for what, value in (("--exec", self.exec), ("--config-dir", self.config_dir)):
+            if not _PATH_RE.fullmatch(value) or "/../" in f"{value}/":
+                raise HearthNetError("bad_request", f"{what} {value!r}: an absolute path without spaces, '%' or '..' is needed (it goes into a systemd unit)")
+        if self.user is not None and (not _USER_RE.fullmatch(self.user) or self.user == "root"):
+            raise HearthNetError("bad_request", f"--user {self.user!r}: a system user name other than root (lowercase letters, digits, _ and -)")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"exec": self.exec, "user": self.user, "config_dir": self.config_dir}
+
+
+def render_files(eff: Effective, *, site: Site | None = None, inputs: dict[str, bytes] | None = None, index: Path | None = None,
+                 install: Install = Install()) -> dict[str, bytes]:
     """Every output file's bytes. `inputs` (name -> bytes) are hashed into the receipt."""
     v = eff.values
     backends = ([v["llm"]] if v["llm"] else []) + list(v["llm.internet"])
@@ -74,7 +103,7 @@ def render_files(eff: Effective, *, site: Site | None = None, inputs: dict[str, 
         "discovery": v["discovery"], "static_peers": [] if anchor or site is None else list(site.bootstrap),
         "disabled": _disabled(eff), "backends": backends, "embedding_model": v.get("embedding.model", "all-minilm-l6-v2"),
         "rag": v["services.rag"], "limits": v["limits"], "probes": v["emergency.probes"], "ui": v["services.ui"],
-        "system_services": v["system_services"],
+        "system_services": v["system_services"], "install": install,
     }
     out: dict[str, bytes] = {
         "hearthnet.toml": _ENV.get_template("hearthnet.toml.j2").render(ctx).encode(),
@@ -97,6 +126,7 @@ def render_files(eff: Effective, *, site: Site | None = None, inputs: dict[str, 
     out["bootstrap.json"] = _json(boot)
     receipt = {
         "version": 1, "tool": f"hearthnet {__version__}", "profile": eff.profile, "host": eff.host, "mode": eff.mode, "hardware": eff.hardware,
+        "install": install.as_dict(),
         "inputs": {k: _sha(b) for k, b in sorted((inputs or {}).items())},
         "outputs": {k: _sha(out[k]) for k in sorted(out)},
     }
@@ -180,12 +210,13 @@ def _inputs(profile: str, facts: HardwareFacts, site_file: Path | None) -> dict[
     return got
 
 
-def profile_files(profile: str, facts: HardwareFacts) -> dict[str, bytes]:
+def profile_files(profile: str, facts: HardwareFacts, install: Install = Install()) -> dict[str, bytes]:
     """One box from a profile alone (no site)."""
-    return render_files(effective(load_profile(profile), facts), inputs=_inputs(profile, facts, None))
+    return render_files(effective(load_profile(profile), facts), inputs=_inputs(profile, facts, None), install=install)
 
 
-def site_files(site: Site, site_file: Path, names: list[str], facts: Facts, site_bytes: bytes | None = None) -> dict[str, dict[str, bytes]]:
+def site_files(site: Site, site_file: Path, names: list[str], facts: Facts, site_bytes: bytes | None = None,
+               install: Install = Install()) -> dict[str, dict[str, bytes]]:
     """host -> files, for the named hosts of a site (every one rendered before any is written)."""
     out = {}
     for name in names:
@@ -196,8 +227,8 @@ def site_files(site: Site, site_file: Path, names: list[str], facts: Facts, site
         inputs = _inputs(h.profile, f, site_file)
         if site_bytes is not None:
             inputs["site"] = site_bytes  # the edited manifest, before it is written
-        out[name] = render_files(effective(h.profile, f, site=site, host=name), site=site, inputs=inputs)
+        out[name] = render_files(effective(h.profile, f, site=site, host=name), site=site, inputs=inputs, install=install)
     return out
 
 
-__all__ = ["FILES", "Facts", "diff", "profile_files", "render_files", "site_files", "write"]
+__all__ = ["FILES", "Facts", "Install", "diff", "profile_files", "render_files", "site_files", "write"]

@@ -63,6 +63,17 @@ def _wheels(dest: Path, specs: list[str], no_deps: bool, step: Callable[[str], N
         raise HearthNetError("internal", f"pip left non-wheel files in the bundle: {', '.join(stray)}")
 
 
+def project_spec(extras: str = "llm,embed") -> str:
+    """What `pip wheel` builds HearthNet itself from: this checkout when the package runs from
+    one (an editable install), else the installed version from the index the controller reaches."""
+    import importlib.metadata
+
+    checkout = Path(__file__).resolve().parents[3]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "hearthnet" / "__init__.py").is_file():
+        return f"{checkout}[{extras}]"
+    return f"hearthnet[{extras}]=={importlib.metadata.version('hearthnet')}"
+
+
 def _sums(root: Path) -> str:
     lines = []
     for p in sorted(root.rglob("*")):
@@ -147,4 +158,4 @@ def verify_bundle(root: Path) -> int:
     return len(listed)
 
 
-__all__ = ["SUMS", "verify_bundle", "write_bundle"]
+__all__ = ["SUMS", "project_spec", "verify_bundle", "write_bundle"]

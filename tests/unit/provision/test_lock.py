@@ -204,7 +204,7 @@ def test_bundle_wheels_are_only_wheels(tmp_path, two_models):
     d = tmp_path / "models"
     fetch.fetch_sync(lock.load_lock(lk), d, [str(src)])
     out = tmp_path / "bundle"
-    info = bundle.write_bundle(out, locks=[lk], plans=[], models_dir=d, wheels=[str(models.REPO_ROOT)], no_deps=True)
+    info = bundle.write_bundle(out, locks=[lk], plans=[], models_dir=d, wheels=[bundle.project_spec().partition("[")[0]], no_deps=True)
     assert len(info["wheels"]) == 1 and info["wheels"][0].startswith("hearthnet-") and info["wheels"][0].endswith(".whl")
     assert bundle.verify_bundle(out) == 5  # 2 models, lock, plan, the wheel
     # The bundle installs with no index at all.

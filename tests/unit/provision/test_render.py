@@ -101,3 +101,36 @@ def test_detect_renders_the_same_bytes_twice(tmp_path):
     assert cli("--profile", "hearth", "--detect", "--out", str(tmp_path / "a")).returncode == 0
     assert cli("--profile", "hearth", "--detect", "--out", str(tmp_path / "a"), "--check").returncode == 0
     assert Path(tmp_path / "a" / "receipt.json").is_file()
+
+
+def test_install_inputs_shape_the_unit_and_the_receipt(tmp_path):
+    eff = effective("hearth", hardware.load_facts(BOXES / "minipc-16gb.json"))
+    venv = render.Install(exec="/opt/hearthnet/venv/bin/hearthnet", user="hearthnet", config_dir="/etc/hearthnet/rendered")
+    unit = render.render_files(eff, install=venv)["hearthnet.service"].decode()
+    assert "ExecStart=/opt/hearthnet/venv/bin/hearthnet --data-dir /var/lib/hearthnet --config /etc/hearthnet/rendered/hearthnet.toml run" in unit
+    assert "User=hearthnet\nGroup=hearthnet\n" in unit and "DynamicUser" not in unit and "ProtectSystem=strict" in unit
+    receipt = json.loads(render.render_files(eff, install=venv)["receipt.json"])
+    assert receipt["install"] == {"exec": "/opt/hearthnet/venv/bin/hearthnet", "user": "hearthnet", "config_dir": "/etc/hearthnet/rendered"}
+    default = render.render_files(eff)
+    assert "DynamicUser=yes" in default["hearthnet.service"].decode() and "\nUser=" not in default["hearthnet.service"].decode()
+    assert json.loads(default["receipt.json"])["install"]["user"] is None
+    for bad in ({"exec": "hearthnet"}, {"exec": "/opt/my venv/bin/hearthnet"}, {"exec": "/usr/bin/x\nExecStartPre=/bin/sh"},
+                {"exec": "/usr/bin/%n"}, {"config_dir": "/etc/../tmp"}, {"user": "root"}, {"user": "Bad User"}, {"user": ""}):
+        with pytest.raises(HearthNetError) as e:
+            render.Install(**bad)
+        assert e.value.code == "bad_request"
+
+
+def test_cli_json_reports_changed_honestly(tmp_path):
+    out = tmp_path / "r"
+    args = ("--profile", "spark", "--hardware", str(BOXES / "pi4-4gb.json"), "--out", str(out), "--json",
+            "--exec", "/opt/hearthnet/venv/bin/hearthnet", "--user", "hearthnet")
+    first, second = cli(*args), cli(*args)
+    assert json.loads(first.stdout) == {"dir": str(out), "changed": True}
+    assert json.loads(second.stdout) == {"dir": str(out), "changed": False}
+    check = cli(*args, "--check")
+    assert check.returncode == 0 and json.loads(check.stdout) == {"dir": str(out), "changed": False, "diff": ""}
+    other = cli(*args[:-4], "--check")  # back to the defaults: the unit and the receipt would change
+    assert other.returncode == 6 and json.loads(other.stdout)["changed"] is True and "-User=hearthnet" in json.loads(other.stdout)["diff"]
+    bad = cli(*args[:-1], "root")
+    assert bad.returncode == 2 and bad.stderr.startswith("error[bad_request]: --user 'root'") and bad.stdout == ""
