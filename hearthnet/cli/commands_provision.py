@@ -19,10 +19,13 @@ console = make_console()
 def detect_hardware_cmd(
     json_out: JsonOpt = False,
     out: Annotated[Path | None, typer.Option("--out", help="Also write the facts (JSON) to this file, atomically.")] = None,
+    stable: Annotated[bool, typer.Option("--stable", help="Leave out what changes from run to run (free disk, interfaces): facts to record for render-profile --hardware.")] = False,
 ) -> None:
     """CPU, RAM, GPUs and VRAM, disk, architecture, Raspberry Pi model, network interfaces, and the tier they give.
     A probe that cannot read anything says unknown (null) instead of failing."""
     facts = hardware.detect(data_dir=globals_().data_dir)
+    if stable:
+        facts = hardware.stable(facts)
     doc = facts.model_dump(mode="json")
     if out is not None:
         atomic_write_text(out, json.dumps(doc, indent=2) + "\n")
@@ -159,18 +162,25 @@ def site_set_cmd(
     site_file: Annotated[Path, typer.Option("--site", help="Site manifest to edit (comments are kept).")],
     out: Annotated[Path, typer.Option("--out", help="Rendered output of the site (DIR/<host>/), re-rendered.")],
     hardware_file: Annotated[Path | None, typer.Option("--hardware", help="Facts for hosts without recorded ones.")] = None,
+    json_out: JsonOpt = False,
 ) -> None:
-    """Change one part of a host's intent and re-render; if the result does not validate, nothing changes."""
+    """Change one part of a host's intent and re-render; if the result does not validate, nothing changes.
+    The manifest is rewritten only when its text changes. --json: {"site_changed", "hosts": {host: changed}}."""
     from hearthnet.provision import render
     from hearthnet.provision.site_edit import parse_value, set_and_render
 
     def render_all(site, text):  # type: ignore[no-untyped-def]
         # Receipts hash the edited manifest, which is written only after every host rendered.
         rendered = render.site_files(site, site_file, list(site.hosts), render.Facts(hardware_file), text.encode())
-        return lambda: [f"{name}: {'written' if render.write(out / name, files) else 'unchanged'}" for name, files in rendered.items()]
+        return lambda: {name: render.write(out / name, files) for name, files in rendered.items()}
 
-    for line in set_and_render(site_file, host, key, parse_value(value), render_all):
-        console.print(line)
+    site_changed, hosts = set_and_render(site_file, host, key, parse_value(value), render_all)
+    if json_out:
+        emit_json({"site_changed": site_changed, "hosts": hosts})
+        return
+    console.print(f"{site_file}: {'written' if site_changed else 'unchanged'}")
+    for name, changed in hosts.items():
+        console.print(f"{name}: {'written' if changed else 'unchanged'}")
 
 
 @command("bootstrap")

@@ -271,6 +271,15 @@ def render_facts(facts: HardwareFacts) -> dict[str, Any]:
     }
 
 
+VOLATILE = ("disk", "interfaces")  # probes whose readings change from run to run
+
+
+def stable(facts: HardwareFacts) -> HardwareFacts:
+    """The facts without what changes from run to run (free disk, interfaces and their addresses):
+    what a provisioner records for `render-profile --hardware`, so an unchanged box renders unchanged."""
+    return facts.model_copy(update={"disk_free_gb": None, "interfaces": [], "unknown": [u for u in facts.unknown if u not in VOLATILE]})
+
+
 def schema() -> dict[str, Any]:
     s = HardwareFacts.model_json_schema()
     s["$schema"] = "https://json-schema.org/draft/2020-12/schema"
@@ -278,4 +287,4 @@ def schema() -> dict[str, Any]:
     return s
 
 
-__all__ = ["TIER_RULES", "Cpu", "Gpu", "HardwareFacts", "NetInterface", "detect", "load_facts", "render_facts", "schema", "tier"]
+__all__ = ["TIER_RULES", "VOLATILE", "stable", "Cpu", "Gpu", "HardwareFacts", "NetInterface", "detect", "load_facts", "render_facts", "schema", "tier"]

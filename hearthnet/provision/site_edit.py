@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from ruamel.yaml import YAML
@@ -20,6 +20,8 @@ from hearthnet.errors import HearthNetError
 from hearthnet.provision.profiles import validate
 from hearthnet.provision.site import Site
 from hearthnet.storage import atomic_write_text, read_text
+
+T = TypeVar("T")
 
 
 def parse_value(text: str) -> Any:
@@ -56,13 +58,16 @@ def edited(path: Path, host: str, key: str, value: Any) -> tuple[str, Site]:
     return text, validate(Site, yaml.safe_load(text), Path(path))
 
 
-def set_and_render(path: Path, host: str, key: str, value: Any, render_all: Callable[[Site, str], Callable[[], list[str]]]) -> list[str]:
+def set_and_render(path: Path, host: str, key: str, value: Any, render_all: Callable[[Site, str], Callable[[], T]]) -> tuple[bool, T]:
     """Edit, validate, render every host (`render_all(site, new_text)` renders and validates, returning
-    the writer), then write the manifest and swap the outputs."""
+    the writer), then write the manifest (only when its text changed) and swap the outputs.
+    Returns whether the manifest changed, and what the writer returned."""
     text, site = edited(path, host, key, value)
     write_outputs = render_all(site, text)  # raises before anything is written
-    atomic_write_text(Path(path), text)
-    return write_outputs()
+    changed = text != read_text(path)
+    if changed:
+        atomic_write_text(Path(path), text)
+    return changed, write_outputs()
 
 
 __all__ = ["edited", "parse_value", "set_and_render"]

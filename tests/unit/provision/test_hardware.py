@@ -118,3 +118,15 @@ def test_cli(tmp_path):
     assert json.loads(p.stdout) == json.loads(out.read_text()) and hardware.load_facts(out).arch != "unknown"
     p = subprocess.run([sys.executable, "-m", "hearthnet", "detect-hardware"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and "tier" in p.stdout
+
+
+def test_stable_facts_drop_what_changes_between_runs(tmp_path):
+    live = hardware.detect()
+    s = hardware.stable(live)
+    assert s.disk_free_gb is None and s.interfaces == [] and not set(s.unknown) & set(hardware.VOLATILE)
+    assert hardware.render_facts(s) == hardware.render_facts(live)  # nothing the renderer reads is lost
+    p = subprocess.run([sys.executable, "-m", "hearthnet", "detect-hardware", "--stable", "--json"], capture_output=True, text=True, timeout=60)
+    q = subprocess.run([sys.executable, "-m", "hearthnet", "detect-hardware", "--stable", "--json"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout == q.stdout and json.loads(p.stdout)["disk_free_gb"] is None
+    (tmp_path / "f.json").write_text(p.stdout)
+    assert hardware.load_facts(tmp_path / "f.json") == s

@@ -56,3 +56,15 @@ def test_an_invalid_result_changes_nothing(tmp_path):
         p = hn("site", "set", *args, "--site", str(site), "--out", str(out), *fixed)
         assert p.returncode != 0 and p.stderr.startswith(f"error[{code}]"), (args, p.stderr)
         assert site.read_bytes() == before_site and snapshot(out) == before_out
+
+
+def test_setting_the_same_value_again_changes_nothing(tmp_path):
+    site, out = _site(tmp_path), tmp_path / "out"
+    fixed = ["--hardware", str(ROOT / "tests" / "fixtures" / "hardware" / "minipc-16gb.json")]
+    args = ["site", "set", "kitchen", "node_id", '"ed25519:' + "A" * 43 + '"', "--site", str(site), "--out", str(out), *fixed, "--json"]
+    first = hn(*args)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["site_changed"] is True and json.loads(first.stdout)["hosts"]["mill-server"] is True
+    mtime = site.stat().st_mtime_ns
+    again = json.loads(hn(*args).stdout)
+    assert again == {"site_changed": False, "hosts": {h: False for h in again["hosts"]}} and site.stat().st_mtime_ns == mtime
