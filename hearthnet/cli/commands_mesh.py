@@ -52,6 +52,32 @@ def run_cmd(
     asyncio.run(node.serve())
 
 
+@command("ready")
+def ready_cmd(
+    wait: Annotated[float, typer.Option("--wait", min=0, max=86400, help="Keep asking for up to this many seconds (a node that is starting or not up yet).")] = 0,
+    node: NodeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Exit 0 when the node answers /ready; with --wait, keep asking until it does or the time is up (for provisioners)."""
+    import time
+
+    h = home()
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            got = _with_client(h, node, lambda c, u: c.get(u, "/ready"))
+            break
+        except HearthNetError as exc:
+            # Not up yet (no run file, not answering) or starting: ask again; anything else is an answer.
+            if exc.code not in ("no_node", "unhealthy", "partition") or time.monotonic() >= deadline:
+                raise
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+    if json_out:
+        emit_json(got)
+    else:
+        print(f"ready ({got['capabilities']} capabilities)")
+
+
 @command("status")
 def status_cmd(node: NodeOpt = None, json_out: JsonOpt = False) -> None:
     """Show the running node: identity, log, peers, clock."""

@@ -205,3 +205,43 @@ def bootstrap_cmd(
         console.print(f"done     {line}")
     for line in rep.pending:
         console.print(f"pending  {line}")
+
+
+state_app = typer.Typer(help="The expected-state record provisioners leave on a box (DATA_DIR/state.json).", no_args_is_help=True)
+app.add_typer(state_app, name="state")
+
+
+@command("record", group=state_app)
+def state_record_cmd(
+    phase: Annotated[str, typer.Argument(help="install, render, models, community, service or corpora.")],
+    applied_by: Annotated[str, typer.Option("--applied-by", help="ansible, nixos or manual.")],
+    render_dir: Annotated[Path | None, typer.Option("--render-dir", help="The box's rendered files (default: the config file's directory).")] = None,
+    bundle: Annotated[Path | None, typer.Option("--bundle", help="The bundle the box installed from (install phase).")] = None,
+    exec_path: Annotated[str | None, typer.Option("--exec", help="The executable the unit runs (install phase).")] = None,
+    extras: Annotated[list[str] | None, typer.Option("--extra", help="An installed extra (install phase); repeat.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Read one phase's state off this box and write it into DATA_DIR/state.json (only when it changed)."""
+    from hearthnet.cli.app import home
+    from hearthnet.errors import HearthNetError
+    from hearthnet.provision.actions import state
+
+    h = home()
+    rdir = render_dir or h.config_path.parent
+    readers = {
+        "install": lambda: state.install(h, bundle=bundle, exec_path=exec_path, extras=list(extras or [])),
+        "render": lambda: state.render(h, render_dir=rdir),
+        "models": lambda: state.models(h, render_dir=rdir),
+        "community": lambda: state.community(h),
+        "service": lambda: state.service(h),
+        "corpora": lambda: state.corpora(h, render_dir=rdir),
+    }
+    if phase not in readers:
+        raise HearthNetError("bad_request", f"phase {phase!r}: one of {', '.join(state.PHASES)}")
+    section = readers[phase]()
+    profile = h.config.identity.profile if phase != "install" else None
+    changed = state.record(h, phase, applied_by, section, profile=profile)
+    if json_out:
+        emit_json({"phase": phase, "changed": changed, "section": section})
+    else:
+        console.print(f"{h.data_dir / state.FILE}: {phase} {'recorded' if changed else 'unchanged'}")

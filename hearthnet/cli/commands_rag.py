@@ -136,11 +136,17 @@ def seed_cmd(
     plan: Annotated[Path, typer.Option("--plan", help="corpora.json from render-profile.")],
     root: Annotated[Path | None, typer.Option("--root", help="Where relative source paths start (default: the plan's directory; "
                                                            "for a site's presets, the site file's directory).")] = None,
+    only: Annotated[list[str] | None, typer.Option("--corpus", help="Seed only this corpus of the plan; repeat for several (e.g. the box's own plan's names with a bundle's plan).")] = None,
     json_out: JsonOpt = False,
     node: NodeOpt = None,
 ) -> None:
     """Ingest every document the plan lists into its corpus. Idempotent: documents already in a corpus are skipped."""
     p = corpora.load_plan(plan)
+    if only is not None:
+        unknown = sorted(set(only) - {c.corpus for c in p.corpora})
+        if unknown:
+            raise HearthNetError("not_found", f"{plan} has no corpus {', '.join(unknown)} (it has: {', '.join(c.corpus for c in p.corpora) or 'none'})")
+        p = p.model_copy(update={"corpora": [c for c in p.corpora if c.corpus in only]})
     todo = corpora.collect(p, root if root is not None else plan.resolve().parent)
     report = []
     for sc in todo:

@@ -51,15 +51,19 @@ def test_site_bootstrap_phases_are_idempotent(tmp_path, procs):
     assert plan["action"] == "create_community" and plan["hosts"] == {"kitchen": ids["kitchen"], "shop": None}
     # The anchor creates the community (with the site's policy); invites wait for its node.
     r = boot(dirs["mill"], out / "mill" / "bootstrap.json")
-    assert r["done"] == ["community Bootdorf created"] and not r["complete"]
+    assert r["done"] == ["community Bootdorf created"] and not r["complete"] and r["changed"] == 1
     r = boot(dirs["mill"], out / "mill" / "bootstrap.json")
-    assert "community Bootdorf exists" in r["done"] and any("node to run" in p for p in r["pending"])
+    assert "community Bootdorf exists" in r["done"] and any("node to run" in p for p in r["pending"]) and r["changed"] == 0
+    idle = cli(dirs["mill"], "ready", check=False)
+    assert idle.returncode == 3 and idle.stderr.startswith("error[no_node]")
     procs.start(dirs["mill"], port, [])
+    assert json.loads(cli(dirs["mill"], "ready", "--wait", "60", "--json").stdout)["ready"] is True
     r = boot(dirs["mill"], out / "mill" / "bootstrap.json")
     assert "kitchen: invite issued" in r["done"] and any(p.startswith("shop: no node id") for p in r["pending"])
     invite = out / "mill" / "invites" / "kitchen.txt"
     first = invite.read_text()
-    assert boot(dirs["mill"], out / "mill" / "bootstrap.json")["done"][-1] == "kitchen: invite ready" and invite.read_text() == first
+    again = boot(dirs["mill"], out / "mill" / "bootstrap.json")
+    assert again["done"][-1] == "kitchen: invite ready" and again["changed"] == 0 and invite.read_text() == first
     # The shop has no invite yet: pending, nothing changes on the box.
     r = boot(dirs["shop"], out / "shop" / "bootstrap.json")
     assert r["pending"] and not (dirs["shop"] / "communities").exists()
@@ -67,8 +71,9 @@ def test_site_bootstrap_phases_are_idempotent(tmp_path, procs):
     (out / "kitchen" / "invites").mkdir()
     shutil.copy(invite, out / "kitchen" / "invites" / "kitchen.txt")
     r = boot(dirs["kitchen"], out / "kitchen" / "bootstrap.json")
-    assert r["done"] == ["joined Bootdorf as member"] and r["complete"]
-    assert boot(dirs["kitchen"], out / "kitchen" / "bootstrap.json")["done"] == ["member of Bootdorf"]
+    assert r["done"] == ["joined Bootdorf as member"] and r["complete"] and r["changed"] == 1
+    again = boot(dirs["kitchen"], out / "kitchen" / "bootstrap.json")
+    assert again["done"] == ["member of Bootdorf"] and again["changed"] == 0
     # The shop's id is collected: re-render, the anchor issues its invite, the shop joins.
     site(s, port, ids)
     cli(tmp_path, "render-profile", "--site", str(s), "--all", "--out", str(out))

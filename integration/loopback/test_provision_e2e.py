@@ -41,8 +41,10 @@ def test_rendered_hearth_answers_from_its_seeded_docs(tmp_path, procs):
     first = json.loads(cli(d, *cfg, "rag", "seed", "--plan", str(plan), "--json", timeout=900).stdout)
     docs = next(r for r in first if r["corpus"] == "hearthnet_docs")
     assert docs["added"] >= 4 and docs["chunks"] > 0 and docs["already"] == 0
-    again = json.loads(cli(d, *cfg, "rag", "seed", "--plan", str(plan), "--json", timeout=600).stdout)
-    assert next(r for r in again if r["corpus"] == "hearthnet_docs") == {**docs, "added": 0, "chunks": 0, "already": docs["added"]}
+    again = json.loads(cli(d, *cfg, "rag", "seed", "--plan", str(plan), "--corpus", "hearthnet_docs", "--json", timeout=600).stdout)
+    assert again == [{**docs, "added": 0, "chunks": 0, "already": docs["added"]}]  # only the corpus asked for, nothing added twice
+    nope = cli(d, *cfg, "rag", "seed", "--plan", str(plan), "--corpus", "nope", check=False)
+    assert nope.returncode != 0 and nope.stderr.startswith("error[not_found]") and "has no corpus nope" in nope.stderr
 
     q = "Which command turns a profile and the hardware facts into a box's config files?"
     hits = json.loads(cli(d, *cfg, "rag", "query", "hearthnet_docs", q, "--json").stdout)["hits"]

@@ -52,11 +52,16 @@ class RedeemPlan(BaseModel):
 @dataclass
 class Report:
     action: str
-    done: list[str] = field(default_factory=list)
+    done: list[str] = field(default_factory=list)  # what holds now, whether this run did it or found it done
     pending: list[str] = field(default_factory=list)
+    changed: int = 0  # what this run changed (a provisioner's `changed`)
+
+    def did(self, line: str) -> None:
+        self.done.append(line)
+        self.changed += 1
 
     def as_dict(self) -> dict[str, Any]:
-        return {"action": self.action, "done": self.done, "pending": self.pending, "complete": not self.pending}
+        return {"action": self.action, "done": self.done, "pending": self.pending, "complete": not self.pending, "changed": self.changed}
 
 
 def load_plan(path: Path) -> CreatePlan | RedeemPlan:
@@ -83,7 +88,7 @@ def run_create(home: Home, plan: CreatePlan, invites_dir: Path, call_node: CallN
     rep = Report("create_community")
     if home.community_id is None:
         home.init(create_community=plan.name, policy=plan.policy)
-        rep.done.append(f"community {plan.name} created")
+        rep.did(f"community {plan.name} created")
     else:
         with home.open_log() as log:
             st = log.membership
@@ -107,7 +112,7 @@ def run_create(home: Home, plan: CreatePlan, invites_dir: Path, call_node: CallN
                     rep.pending.append(f"{host}: invite waits for this box's node to run (start it, then bootstrap again)")
                     continue
                 atomic_write_text(invites_dir / f"{host}.txt", res["invite"] + "\n", mode=0o600)
-                rep.done.append(f"{host}: invite issued")
+                rep.did(f"{host}: invite issued")
         return rep
     rep.pending.extend(f"{h}: invite after the node runs" for h in sorted(plan.hosts))
     return rep
@@ -119,7 +124,7 @@ async def run_redeem(home: Home, plan: RedeemPlan, invite_file: Path) -> Report:
     rep = Report("redeem_invite")
     if not home.key_path.exists():
         home.init()
-        rep.done.append("node key created")
+        rep.did("node key created")
     if home.community_id is not None:
         with home.open_log() as log:
             if log.membership.is_member(home.identity().node_id):
@@ -129,7 +134,7 @@ async def run_redeem(home: Home, plan: RedeemPlan, invite_file: Path) -> Report:
         rep.pending.append(f"no invite at {invite_file} yet: the anchor issues it once the site has this box's node id")
         return rep
     res = await redeem_invite(home, read_text(invite_file, "invite"))
-    rep.done.append(f"joined {res['name']} as {res['level']}")
+    rep.did(f"joined {res['name']} as {res['level']}")
     return rep
 
 
