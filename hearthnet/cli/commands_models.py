@@ -200,21 +200,37 @@ def bundle_cmd(
     no_wheels: Annotated[bool, typer.Option("--no-wheels", help="Models and corpora only.")] = False,
     no_deps: Annotated[bool, typer.Option("--no-deps", help="Wheels for the named requirements only, not their dependencies.")] = False,
     verify_only: Annotated[bool, typer.Option("--verify", help="Only check an existing bundle at --out against its SHA256SUMS.")] = False,
+    site_file: Annotated[Path | None, typer.Option("--site", help="Bundle for every host of this site (their locks and corpus plans); instead of --lock/--corpora.")] = None,
+    hardware_file: Annotated[Path | None, typer.Option("--hardware", help="With --site: facts for hosts without recorded ones.")] = None,
+    mirror: Annotated[list[str] | None, typer.Option("--mirror", help="A directory holding model files by name (e.g. the site's mirror); repeat.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Write an offline bundle: wheels (never an sdist), model files, corpora, locks, and a SHA256SUMS manifest verified before use."""
+    """Write an offline bundle: wheels (never an sdist), model files, corpora, locks, and a SHA256SUMS manifest verified before use.
+    Models shipped inside a Python package travel in its wheel, not as files. Building may use the package index; applying never does."""
+    import tempfile
+
     if verify_only:
         n = bundle.verify_bundle(out)
         emit_json({"path": str(out), "files": n, "ok": True}) if json_out else console.print(f"{out}: {n} files match SHA256SUMS")
         return
-    if not lock_files:
-        lock_files = [_lock_path(None)]
+    if site_file is not None and (lock_files or plans):
+        raise HearthNetError("bad_request", "give --site, or --lock/--corpora, not both")
     specs = [] if no_wheels else (wheel or [bundle.project_spec()])
-    with progress(TextColumn("{task.description}"), quiet=json_out, transient=True) as bar:
+    with tempfile.TemporaryDirectory(prefix="hearthnet-bundle-") as scratch, \
+            progress(TextColumn("{task.description}"), quiet=json_out, transient=True) as bar:
+        root = plan_root
+        if site_file is not None:
+            lock_files, plans = bundle.site_inputs(site_file, hardware_file, Path(scratch))
+            root = root or site_file.resolve().parent  # a site's corpus sources are relative to the site file
+        elif not lock_files:
+            lock_files = [_lock_path(None)]
+        models_dir = _models_dir() if not mirror else None
         task = bar.add_task("bundling")
-        info = bundle.write_bundle(out, locks=lock_files, plans=list(plans or []), plan_root=plan_root, wheels=specs, no_deps=no_deps,
-                                   models_dir=_models_dir(), step=lambda s: bar.update(task, description=f"bundling: {s}"))
+        info = bundle.write_bundle(out, locks=lock_files, plans=list(plans or []), plan_root=root, wheels=specs, no_deps=no_deps,
+                                   models_dir=models_dir, mirrors=[Path(m) for m in mirror or []],
+                                   step=lambda s: bar.update(task, description=f"bundling: {s}"))
     if json_out:
         emit_json(info)
         return
-    console.print(f"{info['path']}: {len(info['models'])} models, {len(info['corpora'])} corpora, {len(info['wheels'])} wheels; SHA256SUMS written")
+    console.print(f"{info['path']}: {len(info['models'])} models, {len(info['corpora'])} corpora, {len(info['wheels'])} wheels, "
+                  f"{info['bytes'] / 2**20:.0f} MiB in {info['seconds']:.0f} s; SHA256SUMS written")

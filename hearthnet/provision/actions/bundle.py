@@ -22,13 +22,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from hearthnet.errors import HearthNetError
 from hearthnet.provision import corpora
-from hearthnet.provision.lock import Lock, copy_verified, load_lock, local_path
+from hearthnet.provision.lock import Lock, copy_verified, load_lock
+from hearthnet.provision.models import find_local
 from hearthnet.storage import sha256_of
 
 SUMS = "SHA256SUMS"
@@ -83,15 +85,19 @@ def _sums(root: Path) -> str:
 
 
 def write_bundle(out: Path, *, locks: list[Path], plans: list[Path], plan_root: Path | None = None, wheels: list[str] | None = None,
-                 no_deps: bool = False, models_dir: Path, step: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+                 no_deps: bool = False, models_dir: Path | None, mirrors: list[Path] | None = None,
+                 step: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
     """Build the bundle at `out` (replacing an earlier one only when the new one is whole)."""
     out = Path(out)
+    started = time.monotonic()
     lock = _merged_lock(locks)
     sources = []
     for m in lock.models:
-        p = local_path(m, models_dir)
+        if m.sources and all(s.get("kind") == "package" for s in m.sources):
+            continue  # shipped inside a Python package: it travels in that package's wheel, not twice
+        p = find_local(m.sources, m.file, [d for d in (models_dir, *(mirrors or [])) if d is not None])
         if p is None:
-            raise HearthNetError("not_found", f"model {m.id}: not on this machine (run hearthnet models fetch first)")
+            raise HearthNetError("not_found", f"model {m.id}: not on this machine (run hearthnet models fetch first, or give --mirror DIR)")
         sources.append((m, p))
     plan_docs = []
     for plan_path in plans:
@@ -133,8 +139,31 @@ def write_bundle(out: Path, *, locks: list[Path], plans: list[Path], plan_root: 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return {"path": str(out), "models": [m.id for m in lock.models], "corpora": sorted(seen),
-            "wheels": sorted(f.name for f in (out / "wheels").iterdir()) if (out / "wheels").is_dir() else []}
+    return {"path": str(out), "models": [m.id for m, _ in sources], "packaged_models": [m.id for m in lock.models if m not in [x for x, _ in sources]],
+            "corpora": sorted(seen), "wheels": sorted(f.name for f in (out / "wheels").iterdir()) if (out / "wheels").is_dir() else [],
+            "bytes": sum(f.stat().st_size for f in out.rglob("*") if f.is_file()), "seconds": round(time.monotonic() - started, 1)}
+
+
+def site_inputs(site_file: Path, hardware_file: Path | None, into: Path) -> tuple[list[Path], list[Path]]:
+    """Render every host of a site (recorded facts, else `hardware_file`) into `into`/<host>/ and
+    return their locks and corpus plans: what a bundle for the whole village must carry."""
+    from hearthnet.provision import render
+    from hearthnet.provision.hardware import load_facts
+    from hearthnet.provision.site import load_site
+
+    site = load_site(site_file)
+    missing = sorted(h for h, v in site.hosts.items() if not v.hardware)
+    if missing and hardware_file is None:
+        raise HearthNetError("bad_request", f"hosts without recorded hardware ({', '.join(missing)}): give --hardware FACTS for them "
+                                            "(the bundle carries the models their tier pins)")
+    rendered = render.site_files(site, site_file, list(site.hosts), lambda recorded: load_facts(recorded or hardware_file))  # type: ignore[arg-type]
+    locks, plans = [], []
+    for host, files in rendered.items():
+        (into / host).mkdir(parents=True, exist_ok=True)
+        for name, target in (("models.lock.json", locks), ("corpora.json", plans)):
+            (into / host / name).write_bytes(files[name])
+            target.append(into / host / name)
+    return locks, plans
 
 
 def verify_bundle(root: Path) -> int:
@@ -158,4 +187,4 @@ def verify_bundle(root: Path) -> int:
     return len(listed)
 
 
-__all__ = ["SUMS", "project_spec", "verify_bundle", "write_bundle"]
+__all__ = ["SUMS", "project_spec", "site_inputs", "verify_bundle", "write_bundle"]
