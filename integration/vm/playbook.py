@@ -1,0 +1,103 @@
+"""Running ansible/site.yml from this machine (the controller) against the lab's VMs.
+
+The inventory is written per test: each VM's management port on the lab namespace's
+loopback, the image's SSH key, and the test's site and bundle. ansible-playbook runs
+inside the namespace; its output is read as it comes so the wall time of every play
+is recorded, and the PLAY RECAP is parsed per host.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from machine import Lab
+
+ROOT = Path(__file__).resolve().parents[2]
+ANSIBLE = ROOT / "ansible"
+BIN = Path(sys.executable).parent
+RECAP = re.compile(r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)")
+
+
+@dataclass
+class Run:
+    rc: int
+    output: str
+    seconds: float
+    plays: list[tuple[str, float]] = field(default_factory=list)  # (play name, seconds)
+    recap: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def changed(self) -> dict[str, int]:
+        return {h: r["changed"] for h, r in self.recap.items()}
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.output.splitlines()[-lines:])
+
+
+def inventory(lab: Lab, path: Path, *, site: Path, bundle: Path, work: Path, groups: dict[str, list[str]],
+              host_vars: dict[str, dict[str, object]] | None = None) -> Path:
+    hosts = {name: {"ansible_host": "127.0.0.1", "ansible_port": vm.ssh_port, **(host_vars or {}).get(name, {})} for name, vm in lab.vms.items()}
+    doc = {"all": {
+        "vars": {
+            "hearthnet_site_file": str(site), "hearthnet_bundle_dir": str(bundle), "hearthnet_controller_dir": str(work),
+            "hearthnet_controller_exec": str(BIN / "hearthnet"), "ansible_user": "root",
+            "ansible_ssh_private_key_file": str(lab.image.key),
+            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ServerAliveInterval=15",
+        },
+        "children": {g: {"hosts": {h: hosts[h] for h in members}} for g, members in groups.items() if members},
+    }}
+    path.write_text(yaml.safe_dump(doc, sort_keys=True))
+    return path
+
+
+def play(lab: Lab, inv: Path, *extra: str, timeout: float = 3600, kill_after: float | None = None) -> Run:
+    """ansible-playbook site.yml inside the lab's namespace. `kill_after`: SIGKILL it after that many seconds."""
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"),
+           "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1", "PYTHONUNBUFFERED": "1"}
+    argv = lab.cmd([str(BIN / "ansible-playbook"), "-i", str(inv), "site.yml", *extra])
+    t0 = time.monotonic()
+    proc = subprocess.Popen(argv, cwd=ANSIBLE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines: list[str] = []
+    plays: list[tuple[str, float]] = []
+    current: tuple[str, float] | None = None
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            now = time.monotonic()
+            if line.startswith("PLAY [") or line.startswith("PLAY RECAP"):
+                if current is not None:
+                    plays.append((current[0], round(now - current[1], 1)))
+                current = (line.split("[", 1)[1].split("]", 1)[0], now) if line.startswith("PLAY [") else None
+            if kill_after is not None and now - t0 > kill_after:
+                os.killpg(proc.pid, 9)
+                break
+            if now - t0 > timeout:
+                os.killpg(proc.pid, 9)
+                raise TimeoutError(f"ansible-playbook ran over {timeout:.0f}s:\n" + "\n".join(lines[-40:]))
+        rc = proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+            proc.wait(10)
+    run = Run(rc, "\n".join(lines), round(time.monotonic() - t0, 1), plays)
+    for line in lines:
+        m = RECAP.match(line)
+        if m:
+            run.recap[m["host"]] = {k: int(v) for k, v in m.groupdict().items() if k != "host"}
+    return run
+
+
+def have_ansible() -> str | None:
+    for tool in ("ansible-playbook", "ansible-lint"):
+        if not (BIN / tool).exists() and shutil.which(tool) is None:
+            return f"{tool} is not installed (the dev extra)"
+    return None

@@ -1,0 +1,105 @@
+"""One real VM provisioned by ansible/site.yml from this machine: converge from a fresh
+Debian, the node answers /ready, the box holds exactly what the controller rendered for
+it and the state record it should, a second run changes nothing, and --check --diff
+reports nothing to do. Each phase's wall time is printed.
+
+The box is a lone anchor with the base package only (no LLM or embedding extras): a
+spark or hearth cannot become ready without an anchor to join, and the full three-VM
+scenario (test_village_vm.py) is too long for the README's test command.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from playbook import BIN, ROOT, inventory, play
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(5400)]
+
+SITE = {
+    "community": {"name": "Smokedorf"},
+    "bootstrap": ["https://10.77.0.11:7080"],
+    "hosts": {"solo": {"profile": "anchor", "services": {"rag": False, "embedding": False}}},
+}
+EXPECTED = Path(__file__).parent / "expected" / "state-anchor-base.json"
+
+
+def _bundle(tmp: Path) -> tuple[Path, Path, float]:
+    import subprocess
+
+    site = tmp / "site.yaml"
+    site.write_text(yaml.safe_dump(SITE, sort_keys=False))
+    t0 = time.monotonic()
+    p = subprocess.run([str(BIN / "hearthnet"), "models", "bundle", "--site", str(site), "--hardware",
+                        str(ROOT / "tests" / "fixtures" / "hardware" / "pi4-4gb.json"), "--wheel", str(ROOT), "--out", str(tmp / "bundle"), "--json"],
+                       capture_output=True, text=True, timeout=1800)
+    assert p.returncode == 0, p.stderr
+    return site, tmp / "bundle", time.monotonic() - t0
+
+
+def test_one_box_converges_and_a_second_run_changes_nothing(lab_factory, tmp_path):
+    times: dict[str, float] = {}
+    site, bundle, times["bundle"] = _bundle(tmp_path)
+    lab = lab_factory()
+    t0 = time.monotonic()
+    vm = lab.start("solo", memory="2G", cpus=2)
+    times["boot"] = lab.wait_ssh(vm)
+    inv = inventory(lab, tmp_path / "inventory.yml", site=site, bundle=bundle, work=tmp_path / "work",
+                    groups={"anchors": ["solo"]}, host_vars={"solo": {"hearthnet_extras": []}})
+    try:
+        first = play(lab, inv)
+        times["first run"] = first.seconds
+        assert first.rc == 0 and first.recap["solo"]["failed"] == 0, first.tail()
+
+        # The box: unit enabled and active, the node ready, files as the controller rendered them.
+        sh = lambda cmd: lab.ssh(vm, cmd).stdout  # noqa: E731
+        assert sh("systemctl is-enabled hearthnet.service; systemctl is-active hearthnet.service").split() == ["enabled", "active"]
+        ready = json.loads(sh("sudo -u hearthnet HEARTHNET_HOME=/var/lib/hearthnet HEARTHNET_CONFIG=/etc/hearthnet/rendered/hearthnet.toml "
+                              "/opt/hearthnet/venv/bin/hearthnet ready --json"))
+        assert ready["ready"] is True
+        mine = tmp_path / "work" / "render" / "solo"
+        for f in sorted(mine.iterdir()):
+            assert sh(f"sha256sum /etc/hearthnet/rendered/{f.name}").split()[0] == _sha(f), f.name
+        assert sh("stat -c '%U' /var/lib/hearthnet /var/lib/hearthnet/state.json /etc/hearthnet/rendered/hearthnet.toml").split() == ["hearthnet"] * 3
+        assert sh("find /var/lib/hearthnet -user root | wc -l").strip() == "0"  # nothing root-owned in the data dir
+        _state_matches(json.loads(sh("cat /var/lib/hearthnet/state.json")), bundle, mine)
+
+        second = play(lab, inv)
+        times["second run"] = second.seconds
+        assert second.rc == 0 and second.changed() == {"localhost": 0, "solo": 0}, second.tail()
+        check = play(lab, inv, "--check", "--diff")
+        times["--check --diff"] = check.seconds
+        assert check.rc == 0 and check.changed() == {"localhost": 0, "solo": 0}, check.tail()
+    finally:
+        times["total"] = time.monotonic() - t0
+        print("\nVM smoke, wall time per phase: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()), flush=True)
+        for name, runs in (("first", locals().get("first")), ("second", locals().get("second"))):
+            if runs is not None:
+                print(f"  {name} run plays: " + "; ".join(f"{p} {s:.0f} s" for p, s in runs.plays), flush=True)
+
+
+def _sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _state_matches(state: dict, bundle: Path, render: Path) -> None:
+    """What does not depend on the run against the committed expectation; hashes against the bundle and the controller's render."""
+    expected = json.loads(EXPECTED.read_text())
+    sums = dict(reversed(line.split("  ", 1)) for line in (bundle / "SHA256SUMS").read_text().splitlines())
+    phases = state["phases"]
+    got = {
+        "applied_by": state["applied_by"], "profile": state["profile"], "phases": sorted(phases),
+        "install": {k: phases["install"][k] for k in ("exec", "extras")},
+        "service": phases["service"], "community": {k: phases["community"][k] for k in ("member", "level", "name")},
+        "corpora": phases["corpora"], "models": phases["models"], "render_files": sorted(phases["render"]["files"]),
+    }
+    assert got == expected
+    assert phases["install"]["artifacts"] and all(sums[name] == digest for name, digest in phases["install"]["artifacts"].items())
+    assert phases["render"]["files"] == {f.name: _sha(f) for f in render.iterdir()}
