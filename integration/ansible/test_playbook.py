@@ -1,0 +1,66 @@
+"""ansible/ as a whole, without VMs: the playbook parses, ansible-lint's production profile
+passes offline with 0 violations, and `--check --diff` against this machine as a fresh box
+reports what it would do and changes nothing here (only the controller's own work copy
+of the site is kept current, in a directory of its own)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+ANSIBLE = ROOT / "ansible"
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+       "ANSIBLE_HOME": "/tmp/hearthnet-ansible-home"}
+
+
+def run(*argv: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=ANSIBLE, env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def test_syntax():
+    p = run(str(BIN / "ansible-playbook"), "--syntax-check", "site.yml")
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_ansible_lint_production_profile_has_no_violations():
+    p = run(str(BIN / "ansible-lint"), "--offline", "--profile", "production", "--nocolor")
+    out = p.stdout + p.stderr
+    assert p.returncode == 0 and "0 failure(s), 0 warning(s)" in out and "Profile 'production' was required, and it passed" in out, out
+
+
+@pytest.mark.slow
+def test_check_mode_on_this_machine_changes_nothing(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("the roles run as root on a box")
+    site = tmp_path / "site.yaml"
+    site.write_text(yaml.safe_dump({"community": {"name": "Checkdorf"}, "bootstrap": ["https://10.77.0.11:7080"],
+                                    "hosts": {"here": {"profile": "anchor", "services": {"rag": False, "embedding": False}}}}))
+    b = subprocess.run([str(BIN / "hearthnet"), "models", "bundle", "--site", str(site), "--hardware", str(ROOT / "tests/fixtures/hardware/pi4-4gb.json"),
+                        "--wheel", str(ROOT), "--no-deps", "--out", str(tmp_path / "bundle"), "--json"], capture_output=True, text=True, timeout=900)
+    assert b.returncode == 0, b.stderr
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(yaml.safe_dump({"all": {
+        "vars": {"hearthnet_site_file": str(site), "hearthnet_bundle_dir": str(tmp_path / "bundle"), "hearthnet_controller_dir": str(tmp_path / "work"),
+                 "hearthnet_controller_exec": str(BIN / "hearthnet")},
+        "children": {"anchors": {"hosts": {"here": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                                                    "hearthnet_extras": []}}}}}}))
+    watched = [Path("/etc/ansible/facts.d/hearthnet.fact"), Path("/opt/hearthnet"), Path("/var/lib/hearthnet"), Path("/etc/hearthnet"),
+               Path("/etc/systemd/system/hearthnet.service")]
+    before = {str(p): p.exists() for p in watched}
+    passwd = Path("/etc/passwd").read_text()
+    p = run(str(BIN / "ansible-playbook"), "-i", str(inv), "site.yml", "--check", "--diff", timeout=900)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out[-4000:]
+    recap = {line.split()[0]: line for line in out.splitlines() if " : ok=" in line}
+    assert "changed=0" not in recap["here"] and "failed=0" in recap["here"], recap  # a fresh box: it would do things
+    assert {str(p): p.exists() for p in watched} == before and Path("/etc/passwd").read_text() == passwd  # and did none of them
+    assert "TASK [hearthnet_install : Install HearthNet from the bundle's wheels only]" in out
+    assert json.loads((tmp_path / "bundle" / "corpora.json").read_text())["version"] == 1
