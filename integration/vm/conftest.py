@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -15,6 +16,13 @@ from machine import Lab, have_tools  # noqa: E402
 from playbook import have_ansible  # noqa: E402
 
 REASON = have_tools() or have_ansible()
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (a CI timeout): unwind, so the fixtures below stop VMs and remove namespaces
+
+
+signal.signal(signal.SIGTERM, _stop)
 
 
 def _unavailable() -> None:
