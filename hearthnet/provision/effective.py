@@ -128,7 +128,10 @@ def effective(profile: str | Profile, facts: HardwareFacts, *, site: Site | None
         if corpora.preset(c, site.corpora if site else None) is None:
             raise _conflict(f"corpus preset {c!r} is not defined", f"{pname} corpora",
                             f"site corpora ({', '.join(site.corpora) if site and site.corpora else 'none'}) and the built-in presets")
-    eff.set("corpora", list(prof.corpora), f"{pname} corpora")
+    if eff.values["services.rag"]:
+        eff.set("corpora", list(prof.corpora), f"{pname} corpora")
+    else:  # a box without RAG keeps no corpus: nothing to seed on it
+        eff.set("corpora", [], f"implied by services.rag = false ({eff.sources['services.rag']})")
     eff.set("models.pinned", sorted(pinned), "; ".join(pinned[k] for k in sorted(pinned)) or "no llama_cpp backend and no embedder")
     eff.set("system_services", sorted(system), "; ".join(system.values()) or "none implied")
     eff.set("discovery", prof.discovery.model_dump(), f"{pname} discovery")

@@ -45,6 +45,14 @@ def test_a_host_override_swaps_the_backend_and_its_implications():
     assert "smollm2-135m-instruct-q4_1" not in e.values["models.pinned"]  # the pinned GGUF leaves the lock
 
 
+def test_a_box_without_rag_keeps_no_corpus():
+    s = SITE.model_copy(deep=True)
+    s.hosts["mill-server"].services = {"rag": False, "embedding": False}
+    e = effective("anchor", box("gpu-24gb"), site=s, host="mill-server")
+    assert e.values["corpora"] == [] and "services.rag = false" in e.sources["corpora"] and "all-minilm-l6-v2" not in e.values["models.pinned"]
+    assert effective("anchor", box("gpu-24gb"), site=SITE, host="mill-server").values["corpora"]  # with RAG it keeps its presets
+
+
 def test_conflicts_name_both_sources():
     s = SITE.model_copy(deep=True)
     s.hosts["kitchen"].services = {"embedding": False}
