@@ -11,10 +11,9 @@ import hashlib
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from benchlib import args, emit, tmpdir
+from benchlib import args, best_seconds, emit, tmpdir
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -25,13 +24,6 @@ from hearthnet.storage import sha256_of  # noqa: E402
 MB = 1 << 20
 
 
-def best(fn, repeats: int) -> float:
-    t = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        t = min(t, time.perf_counter() - t0)
-    return t
 
 
 def main() -> None:
@@ -62,18 +54,18 @@ def main() -> None:
         total = sum(p.stat().st_size for p in paths) / MB
         repeats = 3
         subprocess.run(["sha256sum", *map(str, paths)], check=True, capture_output=True)  # warm the page cache
-        base = total / best(lambda: subprocess.run(["sha256sum", *map(str, paths)], check=True, capture_output=True), repeats)
+        base = total / best_seconds(lambda: subprocess.run(["sha256sum", *map(str, paths)], check=True, capture_output=True), repeats)
 
         def verify() -> None:
             assert lock.verify_lock(lk, d).clean
 
-        rate = total / best(verify, repeats)
+        rate = total / best_seconds(verify, repeats)
         emit("models_verify", f"{len(paths)}_files_{total:.0f}MiB", "throughput", rate, "MiB/s", "sha256sum", base, ">= 1x sha256sum")
         cli = [sys.executable, "-m", "hearthnet", "--data-dir", str(Path(t) / "node"), "models", "verify", "--lock", str(lk_path), "--json"]
         import os
 
         env = {**os.environ, "HEARTHNET_MODELS__DIR": str(d)}
-        rate_cli = total / best(lambda: subprocess.run(cli, check=True, capture_output=True, env=env), repeats)
+        rate_cli = total / best_seconds(lambda: subprocess.run(cli, check=True, capture_output=True, env=env), repeats)
         emit("models_verify", f"{len(paths)}_files_{total:.0f}MiB_cli", "throughput", rate_cli, "MiB/s", "sha256sum", base,
              ">= 1x sha256sum", note="includes the CLI's start-up")
 

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import emit
+from benchlib import best_seconds, emit
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -32,13 +32,6 @@ from hearthnet.provision.actions import bundle  # noqa: E402
 MB = 1 << 20
 
 
-def _best(fn, repeats: int = 3) -> float:
-    t = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        t = min(t, time.perf_counter() - t0)
-    return t
 
 
 def bench_verify(root: Path, mib: int) -> None:
@@ -49,8 +42,8 @@ def bench_verify(root: Path, mib: int) -> None:
                 fh.write(hashlib.shake_256(f"{i}:{k}".encode()).digest(MB))
     (root / bundle.SUMS).write_text(bundle._sums(root))
     total = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
-    ours = _best(lambda: bundle.verify_bundle(root))
-    theirs = _best(lambda: subprocess.run(["sha256sum", "--check", "--quiet", "--strict", bundle.SUMS], cwd=root, check=True))
+    ours = best_seconds(lambda: bundle.verify_bundle(root))
+    theirs = best_seconds(lambda: subprocess.run(["sha256sum", "--check", "--quiet", "--strict", bundle.SUMS], cwd=root, check=True))
     emit("provision", f"bundle verify {total // MB} MiB", "throughput", total / MB / ours, "MiB/s", "sha256sum -c", total / MB / theirs, ">= 0.9x")
 
 

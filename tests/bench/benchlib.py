@@ -56,6 +56,16 @@ def best_rate(n: int, fn: Callable[[], None], repeats: int = 3) -> float:
     return n / best
 
 
+def best_seconds(fn: Callable[[], object], repeats: int = 3) -> float:
+    """Seconds of the fastest of `repeats` runs of fn."""
+    t = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        t = min(t, time.perf_counter() - t0)
+    return t
+
+
 def tmpdir() -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(prefix="hearthnet-bench-")
 
