@@ -38,7 +38,7 @@ class IdentityConfig(_Section):
 
 
 class CommunityConfig(_Section):
-    community_id: str | None = Field(None, description="The community this node belongs to; set by init/join.")
+    community_id: str | None = Field(None, description="Pins the community this node belongs to; normally empty: init and join record it in DATA_DIR/community.json.")
     state_dir: Path = Field(Path("communities"), description="One sub-directory per community: event log, snapshots.")
 
 

@@ -146,6 +146,7 @@ CONFIG_FILE_NAME = "hearthnet.toml"
 NODE_KEY_FILE = "node.key"
 COMMUNITY_ROOT_KEY_FILE = "community-root.key"
 EVENT_DB_FILE = "events.db"
+COMMUNITY_FILE = "community.json"  # the community this node belongs to: runtime state, kept out of the (rendered) config
 RUN_FILE = "run/node.json"  # written by a running node, read by the CLI (Home.read_run_file)
 ENV_HOME = "HEARTHNET_HOME"
 ENV_CONFIG = "HEARTHNET_CONFIG"

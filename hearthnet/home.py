@@ -59,7 +59,19 @@ class Home:
 
     @property
     def community_id(self) -> str | None:
-        return self.config.community.community_id
+        """The config's `[community] community_id` when it pins one, else what init/join recorded in
+        the data dir: membership is the node's own state, and a provisioned box's config is rendered
+        (a re-render must not forget the community, nor the node rewrite a rendered file)."""
+        if self.config.community.community_id:
+            return self.config.community.community_id
+        try:
+            cid = json.loads((self.data_dir / C.COMMUNITY_FILE).read_text()).get("community_id")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return cid if isinstance(cid, str) and cid else None
+
+    def remember_community(self, community_id: str) -> None:
+        atomic_write_text(self.data_dir / C.COMMUNITY_FILE, json.dumps({"community_id": community_id}) + "\n", mode=0o600)
 
     def identity(self) -> KeyPair:
         return keys.load(self.key_path)
@@ -146,7 +158,8 @@ class Home:
                         {"node_id": kp.node_id, "level": "anchor", "display_name": cfg.identity.display_name},
                         root,
                     )
-                changes["community"] = {"community_id": cid}
+                cleanup.append(self.data_dir / C.COMMUNITY_FILE)
+                self.remember_community(cid)
                 made = True
             if changes or not self.config_path.exists():
                 cfg = config_mod.set_keys(self.config_path, self.data_dir, changes)
@@ -160,7 +173,7 @@ class Home:
                 self.key_path.unlink(missing_ok=True)
             raise
         self.config = cfg
-        return InitResult(kp.node_id, kp.short_id, created, cid or cfg.community.community_id, made, self.config_path)
+        return InitResult(kp.node_id, kp.short_id, created, cid or self.community_id, made, self.config_path)
 
 
 __all__ = ["Home", "InitResult"]

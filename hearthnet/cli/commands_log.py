@@ -174,6 +174,8 @@ def _write_archive(tar: tarfile.TarFile, h: Any, with_keys: bool) -> dict[str, i
     data_dir: Path = h.data_dir
     if h.config_path.exists():
         tar.add(h.config_path, arcname=C.CONFIG_FILE_NAME)
+    if (data_dir / C.COMMUNITY_FILE).exists():
+        tar.add(data_dir / C.COMMUNITY_FILE, arcname=C.COMMUNITY_FILE)
     if with_keys and h.config.keys_dir.is_dir():
         tar.add(h.config.keys_dir, arcname=str(h.config.keys_dir.relative_to(data_dir)) if h.config.keys_dir.is_relative_to(data_dir) else "keys")
     cid = h.community_id
@@ -236,6 +238,7 @@ def erase_cmd(
     cfg = h.config
     targets = [
         d / C.CONFIG_FILE_NAME,
+        d / C.COMMUNITY_FILE,
         cfg.path(cfg.community.state_dir),
         cfg.path(cfg.file.blobs_dir),
         cfg.path(cfg.rag.corpora_dir),

@@ -13,7 +13,6 @@ import shutil
 from dataclasses import dataclass
 from typing import Any
 
-from hearthnet import config as config_mod
 from hearthnet.errors import HearthNetError
 from hearthnet.events.log import EventLog
 from hearthnet.home import Home
@@ -98,7 +97,7 @@ async def join(home: Home, url: str) -> JoinResult:
                 raise HearthNetError("not_member", "synced, but the log does not list this node as a member")
             result = JoinResult(cm.community_id, cm.name, log.count(), log.membership.level_of(kp.node_id), already)
         if not already:
-            config_mod.set_keys(home.config_path, home.data_dir, {"community": {"community_id": cm.community_id}})
+            home.remember_community(cm.community_id)
         _save_peer(home, url)
     except BaseException:
         if created:

@@ -144,7 +144,7 @@ def _clock(home: Home) -> CheckResult:
     now = clock.now()
     if now < clock.parse_iso(C.CLOCK_FLOOR_ISO):
         return CheckResult("clock_sanity", False, f"system clock says {clock.iso(now)}: before {C.CLOCK_FLOOR_ISO}", "set the time (timedatectl / NTP / a peer)")
-    if home.community_id and home.config.event_db_path().exists():
+    if home.community_id and home.config.event_db_path(home.community_id).exists():
         with home.open_log() as log:
             newest = log.newest_wall_clock()
         skew = home.config.transport.clock_skew_seconds

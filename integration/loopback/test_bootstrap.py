@@ -84,8 +84,10 @@ def test_site_bootstrap_phases_are_idempotent(tmp_path, procs):
     assert r["done"] == ["joined Bootdorf as member"]
     members = json.loads(cli(dirs["mill"], "member", "list", "--json").stdout)
     assert {m["node_id"] for m in members} >= set(ids.values())
-    with open(dirs["mill"] / "hearthnet.toml") as f:
-        assert "community_id" in f.read()
+    # Membership is the node's own state, in its data dir: a config (rendered on a provisioned box) is never rewritten.
+    cid = json.loads((dirs["mill"] / "community.json").read_text())["community_id"]
+    assert all(json.loads((dirs[h] / "community.json").read_text())["community_id"] == cid for h in ("kitchen", "shop"))
+    assert not any("community_id" in (dirs[h] / "hearthnet.toml").read_text() for h in ("mill", "kitchen", "shop"))
     # The policy came from the site.
     pol = json.loads(cli(dirs["mill"], "log", "--json").stdout)[0]["data"]["policy"]
     assert pol["min_signatures_to_revoke"] == 2
