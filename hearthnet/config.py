@@ -118,6 +118,7 @@ class LlmConfig(_Section):
 
 class ModelsConfig(_Section):
     dir: Path = Field(Path("models"), description="Model files fetched or added by name (`hearthnet models fetch`); loaded only after their sha256 matches the index.")
+    index: Path | None = Field(None, description="A model index to read instead of the package's: a site's own, which render-profile writes beside the config as models.index.json.")
 
 
 class EmbeddingConfig(_Section):
@@ -230,6 +231,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "discovery": DiscoveryConfig,
     "bus": BusConfig,
     "llm": LlmConfig,
+    "models": ModelsConfig,
     "embedding": EmbeddingConfig,
     "rag": RagConfig,
     "file": FileConfig,

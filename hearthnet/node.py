@@ -160,12 +160,12 @@ class Node:
         self.llm: LlmService | None = None
         self.bus.resumers.update(RESUMERS)
         if "llm.chat" not in cfg.bus.disabled:
-            backends = build_backends(cfg.llm, [cfg.path(cfg.models.dir)])  # none without the llm extra: the node routes llm.* to peers
+            backends = build_backends(cfg.llm, [cfg.path(cfg.models.dir)], self._model_index)  # none without the llm extra: the node routes llm.* to peers
             if backends:
                 self.llm = LlmService(backends, self.metrics, self.bus)
                 self._add_service(self.llm)
         if "embed.text" not in cfg.bus.disabled:
-            embedder = embedder_from_index(cfg.embedding, [cfg.path(cfg.models.dir)])  # None without the embed extra: routed to peers
+            embedder = embedder_from_index(cfg.embedding, [cfg.path(cfg.models.dir)], self._model_index)  # None without the embed extra: routed to peers
             if embedder is not None:
                 self._add_service(EmbeddingService(embedder))
         self.blobs = BlobStore(cfg.path(cfg.file.blobs_dir), cfg.file.gc_threshold)
@@ -605,10 +605,15 @@ class Node:
         self._remove_run_file()
         self.logger.info("node stopped")
 
+    @property
+    def _model_index(self) -> Path | None:
+        """The site's own model index when the config names one, else None: the package's."""
+        return self.config.path(self.config.models.index) if self.config.models.index else None
+
     def _rag_service(self) -> RagService:
         """RAG over this node's corpora; embeddings come through the bus with the configured model."""
         cfg = self.config
-        entry = models.find(cfg.embedding.model)
+        entry = models.find(cfg.embedding.model, self._model_index)
         try:
             tokenizer: Path | None = models.locate(entry, [cfg.path(cfg.models.dir)]).parent / "tokenizer.json"  # exact chunk lengths when the files are here
         except HearthNetError:

@@ -12,13 +12,14 @@ from hearthnet.cli.app import JsonOpt, app, command, emit_json, home, make_conso
 from hearthnet.errors import HearthNetError
 from hearthnet.provision import lock, models
 from hearthnet.provision.actions import bundle, fetch
+from hearthnet.provision.site import load_site, model_mirrors
 
 console = make_console()
 models_app = typer.Typer(help="Model files: the index, pinned files on this box, offline bundles.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
 LockOpt = Annotated[Path | None, typer.Option("--lock", help="models.lock.json (default: the one beside the config file, as render-profile writes it).")]
-IndexOpt = Annotated[Path | None, typer.Option("--index", help="Model index (default: profiles/models/index.json).")]
+IndexOpt = Annotated[Path | None, typer.Option("--index", help="Model index (default: the package's). A site's own index that does not exist yet starts as a copy of the package's.")]
 
 
 def _models_dir() -> Path:
@@ -219,15 +220,17 @@ def bundle_cmd(
     with tempfile.TemporaryDirectory(prefix="hearthnet-bundle-") as scratch, \
             progress(TextColumn("{task.description}"), quiet=json_out, transient=True) as bar:
         root = plan_root
+        mirrors = [Path(m) for m in mirror or []]
         if site_file is not None:
             lock_files, plans = bundle.site_inputs(site_file, hardware_file, Path(scratch))
             root = root or site_file.resolve().parent  # a site's corpus sources are relative to the site file
+            mirrors += model_mirrors(load_site(site_file), site_file)
         elif not lock_files:
             lock_files = [_lock_path(None)]
         models_dir = _models_dir() if not mirror else None
         task = bar.add_task("bundling")
         info = bundle.write_bundle(out, locks=lock_files, plans=list(plans or []), plan_root=root, wheels=specs, no_deps=no_deps,
-                                   models_dir=models_dir, mirrors=[Path(m) for m in mirror or []],
+                                   models_dir=models_dir, mirrors=mirrors,
                                    step=lambda s: bar.update(task, description=f"bundling: {s}"))
     if json_out:
         emit_json(info)

@@ -151,8 +151,10 @@ def add_model(file: Path, index: Path | None = None, **fields: Any) -> tuple[dic
     file = Path(file)
     if not file.is_file():
         raise HearthNetError("not_found", f"{file}: no such file")
-    load_index(p)  # the index must be valid before we touch it
-    doc = json.loads(read_text(p, "model index"))
+    # A site's own index starts as the package's: its entries plus the site's.
+    base = p if p.exists() or index is None else DEFAULT_INDEX
+    load_index(base)  # the index must be valid before we touch it
+    doc = json.loads(read_text(base, "model index"))
     size, digest = file.stat().st_size, sha256_of(file)
     fmt = fields.get("format") or ("gguf" if file.suffix.lower() == ".gguf" else "safetensors")
     from hearthnet.blobs.chunker import manifest_of_file

@@ -6,6 +6,7 @@
     bootstrap.json      create the community (anchor) or redeem this host's invite
     hearthnet.service   systemd unit: prod with the hardening baseline, dev as a user unit
     receipt.json        tool version, mode, and the sha256 of every input and output
+    models.index.json   the site's own model index, when it has one (the config points at it)
 
 Pure: the same inputs give the same bytes (no timestamps, sorted keys, only the rounded
 hardware subset). Atomic: everything is rendered and validated in a temporary directory
@@ -35,10 +36,11 @@ from hearthnet.provision.effective import Effective, effective
 from hearthnet.provision.hardware import HardwareFacts, load_facts, render_facts
 from hearthnet.provision.hardware import detect as detect_hardware
 from hearthnet.provision.profiles import NAMES, PROFILES_DIR, load_profile
-from hearthnet.provision.site import Site
+from hearthnet.provision.site import Site, model_index
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 FILES = ("hearthnet.toml", "models.lock.json", "corpora.json", "bootstrap.json", "hearthnet.service", "receipt.json")
+INDEX_FILE = "models.index.json"  # only when the site has its own model index
 _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                           autoescape=False)
 # JSON strings and arrays of strings are valid TOML: one quoting rule for every value that comes from a manifest.
@@ -104,6 +106,7 @@ def render_files(eff: Effective, *, site: Site | None = None, inputs: dict[str, 
         "disabled": _disabled(eff), "backends": backends, "embedding_model": v.get("embedding.model", "all-minilm-l6-v2"),
         "rag": v["services.rag"], "limits": v["limits"], "probes": v["emergency.probes"], "ui": v["services.ui"],
         "system_services": v["system_services"], "install": install,
+        "model_index": f"{install.config_dir}/{INDEX_FILE}" if index is not None else None,
     }
     out: dict[str, bytes] = {
         "hearthnet.toml": _ENV.get_template("hearthnet.toml.j2").render(ctx).encode(),
@@ -114,6 +117,8 @@ def render_files(eff: Effective, *, site: Site | None = None, inputs: dict[str, 
         e = models.find(mid, index)
         lock.append({"id": e.id, "kind": e.kind, "file": e.file, "sha256": e.sha256, "size": e.size, "sources": e.sources})
     out["models.lock.json"] = _json({"version": 1, "models": lock})
+    if index is not None:
+        out[INDEX_FILE] = Path(index).read_bytes()  # the box resolves the pinned ids through the same index
     out["corpora.json"] = _json(corpora.plan_doc(v["corpora"], site.corpora if site is not None else None))
     if anchor:
         # The hosts whose node ids the site knows get an invite each (invites/<host>.txt); the others wait.
@@ -201,10 +206,10 @@ class Facts:
         return self._detected
 
 
-def _inputs(profile: str, facts: HardwareFacts, site_file: Path | None) -> dict[str, bytes]:
+def _inputs(profile: str, facts: HardwareFacts, site_file: Path | None, index: Path | None = None) -> dict[str, bytes]:
     p = PROFILES_DIR / f"{profile}.yaml" if profile in NAMES else Path(profile)
     got = {"profile": p.read_bytes(), "hardware": json.dumps(render_facts(facts), sort_keys=True).encode(),
-           "model_index": models.DEFAULT_INDEX.read_bytes()}
+           "model_index": (index or models.DEFAULT_INDEX).read_bytes()}
     if site_file is not None:
         got["site"] = Path(site_file).read_bytes()
     return got
@@ -219,16 +224,19 @@ def site_files(site: Site, site_file: Path, names: list[str], facts: Facts, site
                install: Install = Install()) -> dict[str, dict[str, bytes]]:
     """host -> files, for the named hosts of a site (every one rendered before any is written)."""
     out = {}
+    index = model_index(site, site_file)
+    if index is not None:
+        models.load_index(index)  # valid before anything is rendered from it (config_invalid names the file)
     for name in names:
         h = site.hosts.get(name)
         if h is None:
             raise HearthNetError("not_found", f"no host {name!r} in {site_file} (have: {', '.join(site.hosts)})")
         f = facts(Path(site_file).parent / h.hardware if h.hardware else None)
-        inputs = _inputs(h.profile, f, site_file)
+        inputs = _inputs(h.profile, f, site_file, index)
         if site_bytes is not None:
             inputs["site"] = site_bytes  # the edited manifest, before it is written
-        out[name] = render_files(effective(h.profile, f, site=site, host=name), site=site, inputs=inputs, install=install)
+        out[name] = render_files(effective(h.profile, f, site=site, host=name, index=index), site=site, inputs=inputs, index=index, install=install)
     return out
 
 
-__all__ = ["FILES", "Facts", "Install", "diff", "profile_files", "render_files", "site_files", "write"]
+__all__ = ["FILES", "INDEX_FILE", "Facts", "Install", "diff", "profile_files", "render_files", "site_files", "write"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hearthnet.events.types import PolicyData
 from hearthnet.provision.profiles import LlmChoice, load_yaml, validate
@@ -30,8 +30,18 @@ class Community(_M):
 
 
 class Models(_M):
-    index: str = Field("../models/index.json", description="Model index file, relative to the site file.")
+    index: str | None = Field(None, pattern=r"^[^/].*\.json$", description=(
+        "The site's own model index: the package's with the site's entries (hearthnet models add --index FILE), "
+        "a .json path inside the site file's directory (provisioners copy it along with the site). "
+        "Rendered beside each box's config as models.index.json. Empty: the package's."))
     mirrors: list[str] = Field(default_factory=list, description="Directories or http(s) URLs holding model files by name, tried in order.")
+
+    @field_validator("index")
+    @classmethod
+    def _inside(cls, v: str | None) -> str | None:
+        if v is not None and ".." in Path(v).parts:
+            raise ValueError(f"models.index {v!r} must stay inside the site file's directory (no '..')")
+        return v
 
 
 class CorpusSource(_M):
@@ -85,6 +95,16 @@ class Site(_M):
         return self
 
 
+def model_index(site: Site, site_file: Path) -> Path | None:
+    """The site's own model index file, or None for the package's."""
+    return Path(site_file).parent / site.models.index if site.models.index else None
+
+
+def model_mirrors(site: Site, site_file: Path) -> list[Path]:
+    """The site's model mirrors that are directories on this machine (URLs are for `models fetch` on a box)."""
+    return [Path(site_file).parent / m for m in site.models.mirrors if "://" not in m]
+
+
 def load_site(path: Path) -> Site:
     return validate(Site, load_yaml(path), Path(path))
 
@@ -96,4 +116,4 @@ def schema() -> dict[str, Any]:
     return s
 
 
-__all__ = ["CorpusPreset", "Host", "Site", "load_site", "schema"]
+__all__ = ["CorpusPreset", "Host", "Site", "load_site", "model_index", "model_mirrors", "schema"]

@@ -139,6 +139,53 @@ class Lab:
         self.close()
 
 
+# Run in a guest: try a TCP connection to each address:port, print which ones answered.
+_PROBE = """
+import json, socket, sys
+got = {}
+for target in sys.argv[1:]:
+    host, port = target.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=3).close()
+        got[target] = "connected"
+    except OSError as exc:
+        got[target] = type(exc).__name__
+try:
+    socket.getaddrinfo("deb.debian.org", 443)
+    got["dns"] = "resolved"
+except OSError as exc:
+    got["dns"] = type(exc).__name__
+print(json.dumps(got))
+"""
+
+
+def reach_out(lab: Lab, vm: VM) -> tuple[dict[str, str], int]:
+    """From inside `vm`, try to reach this machine (every address it has, and QEMU's user-mode
+    host alias 10.0.2.2) on a port this machine really listens on, the LAN's gateway address,
+    and DNS. Returns what the guest saw and how many connections this machine's listener accepted.
+    Nothing is sent to any address outside this machine."""
+    import json
+    import socket
+
+    addrs = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, check=True).stdout.split()
+    mine = [a.split("/")[0] for i, a in enumerate(addrs) if addrs[i - 1] == "inet" and not a.startswith("127.")]
+    with socket.socket() as listener:
+        listener.bind(("0.0.0.0", 0))
+        listener.listen(8)
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        targets = [f"{a}:{port}" for a in [*mine, "10.0.2.2"]] + [f"{LAN_PREFIX}.1:22", "10.0.2.3:53"]
+        p = lab.ssh(vm, "python3 - " + " ".join(targets) + " <<'EOF'\n" + _PROBE + "\nEOF", timeout=120)
+        accepted = 0
+        while True:
+            try:
+                listener.accept()[0].close()
+                accepted += 1
+            except BlockingIOError:
+                break
+    return json.loads(p.stdout), accepted
+
+
 def have_tools() -> str | None:
     """Why VM tests cannot run here, or None."""
     for tool in ("qemu-system-x86_64", "qemu-img", "mmdebstrap", "mkfs.ext4", "ssh", "ip"):

@@ -24,6 +24,7 @@ from machine import Lab
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE = ROOT / "ansible"
 BIN = Path(sys.executable).parent
+PLACED = re.compile(r"bundle placed on (?P<host>\S+): (?P<files>[^\"]*)")
 RECAP = re.compile(r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)")
 
 
@@ -34,6 +35,14 @@ class Run:
     seconds: float
     plays: list[tuple[str, float]] = field(default_factory=list)  # (play name, seconds)
     recap: dict[str, dict[str, int]] = field(default_factory=dict)
+    tasks: int = 0  # task headers seen
+
+    def placed(self) -> dict[str, list[str]]:
+        """host -> the bundle files the install role moved into place in this run."""
+        got: dict[str, list[str]] = {}
+        for m in PLACED.finditer(self.output):
+            got.setdefault(m["host"], []).extend(m["files"].split())
+        return got
 
     def changed(self) -> dict[str, int]:
         return {h: r["changed"] for h, r in self.recap.items()}
@@ -58,8 +67,9 @@ def inventory(lab: Lab, path: Path, *, site: Path, bundle: Path, work: Path, gro
     return path
 
 
-def play(lab: Lab, inv: Path, *extra: str, timeout: float = 3600, kill_after: float | None = None) -> Run:
-    """ansible-playbook site.yml inside the lab's namespace. `kill_after`: SIGKILL it after that many seconds."""
+def play(lab: Lab, inv: Path, *extra: str, timeout: float = 3600, kill_at_task: int | None = None) -> Run:
+    """ansible-playbook site.yml inside the lab's namespace. `kill_at_task`: SIGKILL it (and its
+    SSH connections) once the Nth task has started, as a power cut on the controller would."""
     env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"),
            "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1", "PYTHONUNBUFFERED": "1"}
     argv = lab.cmd([str(BIN / "ansible-playbook"), "-i", str(inv), "site.yml", *extra])
@@ -68,6 +78,7 @@ def play(lab: Lab, inv: Path, *extra: str, timeout: float = 3600, kill_after: fl
     lines: list[str] = []
     plays: list[tuple[str, float]] = []
     current: tuple[str, float] | None = None
+    tasks = 0
     assert proc.stdout is not None
     try:
         for line in proc.stdout:
@@ -77,7 +88,9 @@ def play(lab: Lab, inv: Path, *extra: str, timeout: float = 3600, kill_after: fl
                 if current is not None:
                     plays.append((current[0], round(now - current[1], 1)))
                 current = (line.split("[", 1)[1].split("]", 1)[0], now) if line.startswith("PLAY [") else None
-            if kill_after is not None and now - t0 > kill_after:
+            tasks += line.startswith("TASK [")
+            if kill_at_task is not None and tasks >= kill_at_task:
+                time.sleep(1)  # into the task, not before it
                 os.killpg(proc.pid, 9)
                 break
             if now - t0 > timeout:
@@ -88,7 +101,7 @@ def play(lab: Lab, inv: Path, *extra: str, timeout: float = 3600, kill_after: fl
         if proc.poll() is None:
             os.killpg(proc.pid, 9)
             proc.wait(10)
-    run = Run(rc, "\n".join(lines), round(time.monotonic() - t0, 1), plays)
+    run = Run(rc, "\n".join(lines), round(time.monotonic() - t0, 1), plays, tasks=tasks)
     for line in lines:
         m = RECAP.match(line)
         if m:

@@ -1,7 +1,8 @@
 """One real VM provisioned by ansible/site.yml from this machine: converge from a fresh
 Debian, the node answers /ready, the box holds exactly what the controller rendered for
 it and the state record it should, a second run changes nothing, and --check --diff
-reports nothing to do. Each phase's wall time is printed.
+reports nothing to do; and the guest reaches nothing outside its lab. Each phase's wall
+time is printed.
 
 The box is a lone anchor with the base package only (no LLM or embedding extras): a
 spark or hearth cannot become ready without an anchor to join, and the full three-VM
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from machine import reach_out
 from playbook import BIN, ROOT, inventory, play
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(5400)]
@@ -49,6 +51,10 @@ def test_one_box_converges_and_a_second_run_changes_nothing(lab_factory, tmp_pat
     t0 = time.monotonic()
     vm = lab.start("solo", memory="2G", cpus=2)
     times["boot"] = lab.wait_ssh(vm)
+    # The guest reaches nothing outside its lab: not this machine on any address, not the LAN's
+    # gateway (nobody is there), no DNS.
+    seen, accepted = reach_out(lab, vm)
+    assert accepted == 0 and "connected" not in seen.values() and seen["dns"] != "resolved", seen
     inv = inventory(lab, tmp_path / "inventory.yml", site=site, bundle=bundle, work=tmp_path / "work",
                     groups={"anchors": ["solo"]}, host_vars={"solo": {"hearthnet_extras": []}})
     try:

@@ -13,7 +13,7 @@ def test_defaults_come_from_constants(tmp_path):
     assert cfg.emergency.debounce_seconds == C.EMERGENCY_TRANSITION_DEBOUNCE_SECONDS
     assert cfg.keys_dir == tmp_path / "keys"
     assert set(config.SECTIONS) == {
-        "identity", "community", "events", "transport", "discovery", "bus", "llm", "embedding",
+        "identity", "community", "events", "transport", "discovery", "bus", "llm", "models", "embedding",
         "rag", "file", "market", "chat", "emergency", "ui", "observability",
     }
 

@@ -71,13 +71,13 @@ class EmbeddingService:
         self.embedder.close()
 
 
-def embedder_from_index(cfg: EmbeddingConfig, model_dirs: list[Path] | None = None) -> SentenceTransformerEmbedder | None:
+def embedder_from_index(cfg: EmbeddingConfig, model_dirs: list[Path] | None = None, index: Path | None = None) -> SentenceTransformerEmbedder | None:
     """The configured model from the model index, or None when the `embed` extra or its files are missing."""
     from hearthnet.provision import models
 
     if importlib.util.find_spec("sentence_transformers") is None:
         return None
-    entry = models.find(cfg.model)
+    entry = models.find(cfg.model, index)
     if entry.kind != "embedding":
         raise HearthNetError("config_invalid", f"embedding.model: {cfg.model} is a {entry.kind} model, not an embedding model")
     try:

@@ -246,23 +246,24 @@ def embedded_backend() -> LlmBackend | None:
         return None
 
 
-def _llama_cpp(model_id: str, ctx: int | None, max_concurrent: int | None, model_dirs: list[Path] | None = None) -> LlmBackend:
+def _llama_cpp(model_id: str, ctx: int | None, max_concurrent: int | None, model_dirs: list[Path] | None = None,
+               index: Path | None = None) -> LlmBackend:
     from hearthnet.provision import models
     from hearthnet.services.llm.backends.base import BackendModel
     from hearthnet.services.llm.backends.llama_cpp import LlamaCppBackend
 
-    entry = models.find(model_id)
+    entry = models.find(model_id, index)
     path = models.locate(entry, model_dirs)  # cheap: hashing waits for first use
     return LlamaCppBackend(BackendModel(entry.id, entry.quantisation, entry.context), lambda: models.verify(entry, path), n_ctx=ctx)
 
 
-def build_backend(cfg: LlmBackendConfig, model_dirs: list[Path] | None = None) -> LlmBackend:
+def build_backend(cfg: LlmBackendConfig, model_dirs: list[Path] | None = None, index: Path | None = None) -> LlmBackend:
     """One configured backend. API keys are read from the environment variable the config names."""
     from hearthnet.services.llm.backends import anthropic_api, openai_http
     from hearthnet.services.llm.backends.base import BackendModel
 
     if cfg.name == "llama_cpp":
-        return _llama_cpp(cfg.model or EMBEDDED_MODEL, cfg.ctx, cfg.max_concurrent, model_dirs)
+        return _llama_cpp(cfg.model or EMBEDDED_MODEL, cfg.ctx, cfg.max_concurrent, model_dirs, index)
     key = None
     if cfg.api_key_env:
         key = os.environ.get(cfg.api_key_env)
@@ -278,12 +279,12 @@ def build_backend(cfg: LlmBackendConfig, model_dirs: list[Path] | None = None) -
     return openai_http.OpenAICompatBackend(cfg.name, url, model, api_key=key, max_concurrent=cfg.max_concurrent or 4)
 
 
-def build_backends(cfg: LlmConfig, model_dirs: list[Path] | None = None) -> list[LlmBackend]:
+def build_backends(cfg: LlmConfig, model_dirs: list[Path] | None = None, index: Path | None = None) -> list[LlmBackend]:
     """The configured backends, or the embedded default when none are configured."""
     if not cfg.backends:
         b = embedded_backend()
         return [b] if b is not None else []
-    return [build_backend(b, model_dirs) for b in cfg.backends]
+    return [build_backend(b, model_dirs, index) for b in cfg.backends]
 
 
 __all__ = ["CHAT_REQUEST", "COMPLETE_REQUEST", "EMBEDDED_MODEL", "RESUMERS", "LlmService", "resume_with_prefix", "build_backend", "build_backends", "embedded_backend"]
