@@ -33,10 +33,9 @@ def _unavailable() -> None:
 
 @pytest.fixture(scope="session")
 def vm_image():
-    if os.environ.get("HEARTHNET_VM_TESTS") != "1":
-        # Not yet in the README's test command: a converge under emulation takes about half an hour
-        # and has not yet passed end to end in CI time (docs/provisioning.md, "VM tests").
-        pytest.skip("VM tests run with HEARTHNET_VM_TESTS=1")
+    if os.environ.get("HEARTHNET_VM_TESTS") == "0" and not os.environ.get("CI"):
+        # A local shortcut only: the smoke test takes about half an hour under emulation.
+        pytest.skip("HEARTHNET_VM_TESTS=0: VM tests skipped")
     _unavailable()
     return build(say=lambda s: print(s, flush=True))
 

@@ -27,7 +27,8 @@ from pathlib import Path
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 PACKAGES = ("systemd-sysv", "udev", "dbus", "openssh-server", "python3", "python3-venv", "linux-image-cloud-amd64", "initramfs-tools",
-            "iproute2", "acl", "sudo", "procps", "zstd")
+            "iproute2", "acl", "sudo", "procps", "zstd",
+            "nftables")  # installed, not enabled: the village test turns a strict ruleset on for the anchor
 SIZE = "8G"  # sparse: the anchor's venv with torch needs room, the file holds only what is written
 
 MAX_VMS = 16

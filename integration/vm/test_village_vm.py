@@ -54,6 +54,19 @@ SITE = {
         "spark": {"profile": "spark"},
     },
 }
+# A strict firewall on the anchor before the run: the service role must open the mesh's ports.
+STRICT_NFT = """#!/usr/sbin/nft -f
+flush ruleset
+table inet filter {
+  chain input {
+    type filter hook input priority filter; policy drop;
+    ct state established,related accept
+    iif lo accept
+    tcp dport 22 accept
+    meta l4proto icmp accept
+  }
+}
+"""
 CHAT = {"messages": [{"role": "user", "content": "Name one fruit."}], "max_tokens": 8, "temperature": 0, "seed": 7}
 
 
@@ -149,6 +162,7 @@ def test_village_converges_and_works_across_the_mesh(lab_factory, tmp_path):
                     groups={"anchors": ["anchor"], "hearths": ["hearth"], "sparks": ["spark"]})
     sh = lambda name, cmd, timeout=300: lab.ssh(vms[name], cmd, timeout=timeout).stdout  # noqa: E731
     hn = lambda name, args, timeout=300: json.loads(sh(name, f"{HN} {args}", timeout))  # noqa: E731
+    sh("anchor", f"cat > /etc/nftables.conf <<'EOF'\n{STRICT_NFT}EOF\nsystemctl enable --now nftables.service && nft list chain inet filter input")
     try:
         # 1. Killed at a random task, then run to the end.
         seed = int(os.environ.get("HEARTHNET_VM_KILL_SEED", random.randrange(1 << 30)))
@@ -179,7 +193,9 @@ def test_village_converges_and_works_across_the_mesh(lab_factory, tmp_path):
         print(p.stdout[-3000:], flush=True)
         assert p.returncode == 0, p.stdout[-6000:] + p.stderr[-2000:]
 
-        # 3. Across the mesh.
+        # 3. Across the mesh (through the anchor's firewall, reloaded from its files as at boot).
+        sh("anchor", "systemctl reload nftables.service")
+        assert sh("anchor", "nft list chain inet filter input").count('comment "hearthnet"') == 3
         t = time.monotonic()
         ids = {name: hn(name, "id --json")["node_id"] for name in vms}
         for me, other in (("hearth", "spark"), ("spark", "hearth")):
