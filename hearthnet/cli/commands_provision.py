@@ -213,15 +213,16 @@ app.add_typer(state_app, name="state")
 
 @command("record", group=state_app)
 def state_record_cmd(
-    phase: Annotated[str, typer.Argument(help="install, render, models, community, service or corpora.")],
+    phases: Annotated[list[str], typer.Argument(metavar="PHASE...", help="install, render, models, community, service or corpora; several at once.")],
     applied_by: Annotated[str, typer.Option("--applied-by", help="ansible, nixos or manual.")],
     render_dir: Annotated[Path | None, typer.Option("--render-dir", help="The box's rendered files (default: the config file's directory).")] = None,
     bundle: Annotated[Path | None, typer.Option("--bundle", help="The bundle the box installed from (install phase).")] = None,
     exec_path: Annotated[str | None, typer.Option("--exec", help="The executable the unit runs (install phase).")] = None,
     extras: Annotated[list[str] | None, typer.Option("--extra", help="An installed extra (install phase); repeat.")] = None,
+    inputs: Annotated[str | None, typer.Option("--inputs", help="At the end of a whole run: the provisioner's fingerprint of its inputs (for `state check`).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Read one phase's state off this box and write it into DATA_DIR/state.json (only when it changed)."""
+    """Read phases' state off this box and write it into DATA_DIR/state.json (only when it changed)."""
     from hearthnet.cli.app import home
     from hearthnet.errors import HearthNetError
     from hearthnet.provision.actions import state
@@ -236,12 +237,36 @@ def state_record_cmd(
         "service": lambda: state.service(h),
         "corpora": lambda: state.corpora(h, render_dir=rdir),
     }
-    if phase not in readers:
-        raise HearthNetError("bad_request", f"phase {phase!r}: one of {', '.join(state.PHASES)}")
-    section = readers[phase]()
-    profile = h.config.identity.profile if phase != "install" else None
-    changed = state.record(h, phase, applied_by, section, profile=profile)
+    for phase in phases:
+        if phase not in readers:
+            raise HearthNetError("bad_request", f"phase {phase!r}: one of {', '.join(state.PHASES)}")
+    sections = {phase: readers[phase]() for phase in phases}
+    profile = h.config.identity.profile if phases != ["install"] else None  # before the first render the config is the data dir's own
+    changed = state.record(h, sections, applied_by, profile=profile, inputs=inputs)
     if json_out:
-        emit_json({"phase": phase, "changed": changed, "section": section})
+        emit_json({"phases": phases, "changed": changed, "sections": sections})
     else:
-        console.print(f"{h.data_dir / state.FILE}: {phase} {'recorded' if changed else 'unchanged'}")
+        console.print(f"{h.data_dir / state.FILE}: {', '.join(phases)} {'recorded' if changed else 'unchanged'}")
+
+
+@command("check", group=state_app)
+def state_check_cmd(
+    inputs: Annotated[str, typer.Option("--inputs", help="The provisioner's fingerprint of its inputs for this run.")],
+    bundle: Annotated[Path, typer.Option("--bundle", help="The bundle the box installed from.")],
+    render_dir: Annotated[Path | None, typer.Option("--render-dir", help="The box's rendered files (default: the config file's directory).")] = None,
+    hardware_file: Annotated[Path | None, typer.Option("--hardware", help="The stable facts the box was rendered with: compared with a fresh detection.")] = None,
+    unit_file: Annotated[Path | None, typer.Option("--unit", help="The installed unit file: compared with the rendered one.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Does the last whole run's record still hold here? Exit 0 either way; `converged` says (a provisioner skips a converged box)."""
+    from hearthnet.cli.app import home
+    from hearthnet.provision.actions import state
+
+    h = home()
+    got = state.check(h, inputs=inputs, render_dir=render_dir or h.config_path.parent, bundle=bundle, hardware_file=hardware_file, unit_file=unit_file)
+    if json_out:
+        emit_json(got)
+        return
+    console.print("converged: the last whole run's record holds" if got["converged"] else "not converged:")
+    for why in got["differs"]:
+        console.print(f"  {why}")

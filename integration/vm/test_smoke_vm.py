@@ -1,7 +1,8 @@
 """One real VM provisioned by ansible/site.yml from this machine: converge from a fresh
 Debian, the node answers /ready, the box holds exactly what the controller rendered for
-it and the state record it should, a second run changes nothing, and --check --diff
-reports nothing to do; and the guest reaches nothing outside its lab. Each phase's wall
+it and the state record it should, a second run of every role changes nothing, a third
+takes the fast path (the record of the last whole run holds: every role skipped) and
+changes nothing, and --check --diff reports nothing to do; and the guest reaches nothing outside its lab. Each phase's wall
 time is printed.
 
 The box is a lone anchor with the base package only (no LLM or embedding extras): a
@@ -75,16 +76,22 @@ def test_one_box_converges_and_a_second_run_changes_nothing(lab_factory, tmp_pat
         assert sh("find /var/lib/hearthnet -user root | wc -l").strip() == "0"  # nothing root-owned in the data dir
         _state_matches(json.loads(sh("cat /var/lib/hearthnet/state.json")), bundle, mine)
 
+        # Every role again (the fast path off): each is idempotent on its own.
+        whole = play(lab, inv, "-e", "hearthnet_full_run=true")
+        times["second run, every role"] = whole.seconds
+        assert whole.rc == 0 and whole.changed() == {"localhost": 0, "solo": 0}, whole.tail()
+        # The fast path: the record of the last whole run holds, so every role is skipped.
         second = play(lab, inv)
-        times["second run"] = second.seconds
+        times["third run, fast path"] = second.seconds
         assert second.rc == 0 and second.changed() == {"localhost": 0, "solo": 0}, second.tail()
+        assert second.recap["solo"]["ok"] * 4 < whole.recap["solo"]["ok"], (second.recap, whole.recap)  # the roles were skipped
         check = play(lab, inv, "--check", "--diff")
         times["--check --diff"] = check.seconds
         assert check.rc == 0 and check.changed() == {"localhost": 0, "solo": 0}, check.tail()
     finally:
         times["total"] = time.monotonic() - t0
         print("\nVM smoke, wall time per phase: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()), flush=True)
-        for name, runs in (("first", locals().get("first")), ("second", locals().get("second"))):
+        for name, runs in (("first", locals().get("first")), ("every role", locals().get("whole")), ("fast path", locals().get("second"))):
             if runs is not None:
                 print(f"  {name} run plays: " + "; ".join(f"{p} {s:.0f} s" for p, s in runs.plays), flush=True)
 

@@ -11,7 +11,10 @@ same inventory) and across the mesh.
    peer and proves nothing); an llm.chat from the spark is answered by the anchor's SmolLM2
    with the text the controller's own node gives for the same call; a rag.query from the
    hearth finds the seeded handbook; a market post made on the hearth reaches the spark.
-4. A further run reports changed=0 on every host; --check --diff reports no change.
+4. A further run reports changed=0 on every host (the fast path: the record of the last
+   whole run holds); --check --diff reports no change.
+5. Drift on the spark (unit stopped, a rendered file edited): the next run repairs it there
+   and changes nothing elsewhere.
 
 About an hour and a half on a 2-core machine under emulation: run with HEARTHNET_VM_FULL=1
 (docs/provisioning.md, "VM tests"). Each phase's wall time is printed.
@@ -229,6 +232,14 @@ def test_village_converges_and_works_across_the_mesh(lab_factory, tmp_path):
         runs["check"] = check = play(lab, inv, "--check", "--diff")
         times["--check --diff"] = check.seconds
         assert check.rc == 0 and set(check.changed().values()) == {0}, check.tail()
+
+        # 5. Drift on one box: the fast path sees it, that box gets a whole run, the others stay skipped.
+        sh("spark", "systemctl stop hearthnet.service && echo '# edited by hand' >> /etc/hearthnet/rendered/hearthnet.toml")
+        runs["repair"] = repair = play(lab, inv)
+        times["repair drift on the spark"] = repair.seconds
+        assert repair.rc == 0 and repair.changed()["spark"] > 0 and repair.changed()["anchor"] == 0 and repair.changed()["hearth"] == 0, repair.tail()
+        assert sh("spark", "systemctl is-active hearthnet.service").strip() == "active"
+        assert "# edited by hand" not in sh("spark", "cat /etc/hearthnet/rendered/hearthnet.toml")
     finally:
         times["total"] = time.monotonic() - t0
         print("\nVM village, wall time per phase: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()), flush=True)

@@ -45,12 +45,13 @@ def install(home: Home, *, bundle: Path | None, exec_path: str | None, extras: l
 
 
 def render(home: Home, *, render_dir: Path) -> dict[str, Any]:
-    from hearthnet.provision.render import FILES
+    from hearthnet.provision.render import FILES, INDEX_FILE
 
     if not (render_dir / "receipt.json").is_file():
         raise HearthNetError("not_found", f"{render_dir}: no rendered files (render-profile writes receipt.json there)")
     receipt = json.loads((render_dir / "receipt.json").read_text())
-    return {"dir": str(render_dir), "profile": receipt.get("profile"), "host": receipt.get("host"), "files": _files(render_dir, list(FILES))}
+    names = list(FILES) + ([INDEX_FILE] if (render_dir / INDEX_FILE).is_file() else [])
+    return {"dir": str(render_dir), "profile": receipt.get("profile"), "host": receipt.get("host"), "files": _files(render_dir, names)}
 
 
 def models(home: Home, *, render_dir: Path) -> dict[str, Any]:
@@ -88,25 +89,33 @@ def corpora(home: Home, *, render_dir: Path) -> dict[str, Any]:
     return {"corpora": sorted(c.corpus for c in plan.corpora if c.sources)}
 
 
-def record(home: Home, phase: str, applied_by: str, section: dict[str, Any], profile: str | None = None) -> bool:
-    """Put one phase's section into DATA_DIR/state.json; True when the file changed."""
-    if phase not in PHASES:
-        raise HearthNetError("bad_request", f"phase {phase!r}: one of {', '.join(PHASES)}")
+def _recorded(home: Home) -> dict[str, Any]:
+    path = home.data_dir / FILE
+    if not path.is_file():
+        return {}
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}  # a damaged record is replaced, not trusted
+    return old if isinstance(old, dict) and old.get("version") == 1 else {}
+
+
+def record(home: Home, sections: dict[str, dict[str, Any]], applied_by: str, profile: str | None = None, inputs: str | None = None) -> bool:
+    """Put phases' sections into DATA_DIR/state.json (and, at the end of a whole run, the
+    provisioner's fingerprint of its inputs); True when the file changed."""
+    for phase in sections:
+        if phase not in PHASES:
+            raise HearthNetError("bad_request", f"phase {phase!r}: one of {', '.join(PHASES)}")
     if applied_by not in APPLIERS:
         raise HearthNetError("bad_request", f"--applied-by {applied_by!r}: one of {', '.join(APPLIERS)}")
     path = home.data_dir / FILE
-    old: dict[str, Any] = {}
-    if path.is_file():
-        try:
-            old = json.loads(path.read_text())
-        except (OSError, ValueError):
-            old = {}  # a damaged record is replaced, not trusted
-        if not isinstance(old, dict) or old.get("version") != 1:
-            old = {}
+    old = _recorded(home)
     new = {**old, "version": 1, "applied_by": applied_by, "hearthnet_version": __version__,
-           "phases": {**(old.get("phases") or {}), phase: section}}
+           "phases": {**(old.get("phases") or {}), **sections}}
     if profile is not None:
         new["profile"] = profile
+    if inputs is not None:
+        new["inputs"] = inputs
     text = json.dumps(new, indent=2, sort_keys=True) + "\n"
     if path.is_file() and path.read_text() == text:
         return False
@@ -114,4 +123,69 @@ def record(home: Home, phase: str, applied_by: str, section: dict[str, Any], pro
     return True
 
 
-__all__ = ["APPLIERS", "FILE", "PHASES", "community", "corpora", "install", "models", "record", "render", "service"]
+def _bundle_wheels(bundle: Path) -> dict[str, str]:
+    """The wheels SHA256SUMS lists (checked with sha256sum -c when they were installed)."""
+    try:
+        lines = (bundle / "SHA256SUMS").read_text("utf-8").splitlines()
+    except OSError:
+        return {}
+    pairs = (line.partition("  ")[::2] for line in lines)
+    return {name: digest for digest, name in pairs if name.startswith("wheels/")}
+
+
+def check(home: Home, *, inputs: str, render_dir: Path, bundle: Path, hardware_file: Path | None = None,
+          unit_file: Path | None = None, systemctl: Callable[[str], str] | None = None,
+          detect: Callable[[], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Does the record of the last whole run still hold? True when the provisioner's inputs are
+    the ones recorded then, and every phase read off the box now equals its recorded section
+    (the unit enabled and active, a member): a provisioner may then skip its run for this box.
+    Anything missing or unreadable is a difference, never an error."""
+    rec = _recorded(home)
+    phases = rec.get("phases") or {}
+    differs = [f"no record of phase {p}" for p in PHASES if p not in phases]
+    if rec.get("inputs") != inputs:
+        differs.append("the provisioner's inputs differ from the last whole run's (bundle, site, playbook or variables)")
+    if not differs:
+        readers: dict[str, Callable[[], dict[str, Any]]] = {
+            "render": lambda: render(home, render_dir=render_dir), "models": lambda: models(home, render_dir=render_dir),
+            "community": lambda: community(home), "service": lambda: service(home, systemctl=systemctl),
+            "corpora": lambda: corpora(home, render_dir=render_dir)}
+        for phase, read in readers.items():
+            try:
+                if read() != phases[phase]:
+                    differs.append(f"{phase}: the box differs from the record")
+            except (HearthNetError, OSError, ValueError) as exc:
+                differs.append(f"{phase}: {exc}")
+        if not (phases["service"].get("enabled") and phases["service"].get("active")):
+            differs.append("service: the unit was not enabled and active")
+        if not phases["community"].get("member"):
+            differs.append("community: not a member")
+        if _bundle_wheels(bundle) != phases["install"].get("artifacts"):
+            differs.append("install: the bundle's wheels differ from the ones installed")
+        if hardware_file is not None:
+            try:
+                if json.loads(hardware_file.read_text()) != (detect or _stable_facts)():
+                    differs.append(f"hardware: the box's stable facts differ from {hardware_file}")
+            except (OSError, ValueError) as exc:
+                differs.append(f"hardware: {exc}")
+        if unit_file is not None:
+            try:
+                if unit_file.read_bytes() != (render_dir / "hearthnet.service").read_bytes():
+                    differs.append(f"unit: {unit_file} differs from the rendered unit")
+            except OSError as exc:
+                differs.append(f"unit: {exc.strerror or exc}")
+    try:
+        node_id: str | None = home.identity().node_id
+    except HearthNetError as exc:
+        node_id = None
+        differs.append(f"identity: {exc}")
+    return {"converged": not differs, "differs": differs, "node_id": node_id, "render_files": (phases.get("render") or {}).get("files")}
+
+
+def _stable_facts() -> dict[str, Any]:
+    from hearthnet.provision import hardware
+
+    return hardware.stable(hardware.detect()).model_dump(mode="json")
+
+
+__all__ = ["APPLIERS", "FILE", "PHASES", "check", "community", "corpora", "install", "models", "record", "render", "service"]
