@@ -112,7 +112,7 @@ def verify_cmd(lock_file: LockOpt = None, json_out: JsonOpt = False) -> None:
 def fetch_cmd(
     lock_file: LockOpt = None,
     mirror: Annotated[list[str] | None, typer.Option("--mirror", help="A directory or http(s) URL holding model files by name; repeat to try several in order.")] = None,
-    from_bundle: Annotated[Path | None, typer.Option("--bundle", help="An offline bundle (verified first; its models/ is tried before any mirror).")] = None,
+    from_bundle: Annotated[Path | None, typer.Option("--bundle", help="An offline bundle: its models/ is tried before any mirror (each file verified as it is copied).")] = None,
     upstream: Annotated[bool, typer.Option("--upstream", help="Also try the upstream URLs of the index (the internet); off unless asked.")] = False,
     no_mesh: Annotated[bool, typer.Option("--no-mesh", help="Do not try the anchor's copies over the mesh (through this box's running node).")] = False,
     json_out: JsonOpt = False,
@@ -122,7 +122,10 @@ def fetch_cmd(
     lk = lock.load_lock(_lock_path(lock_file))
     mirrors = list(mirror or [])
     if from_bundle is not None:
-        bundle.verify_bundle(from_bundle)
+        # Not the whole bundle rehashed (its installer checked it, and an anchor's is gigabytes):
+        # every file taken from it is hashed against the lock as it is copied, like any mirror's.
+        if not (from_bundle / bundle.SUMS).is_file():
+            raise HearthNetError("not_found", f"{from_bundle}: not a bundle (no {bundle.SUMS})")
         mirrors.insert(0, str(from_bundle.resolve() / "models"))
     with progress(quiet=json_out) as bar:
         tasks = {m.id: bar.add_task(m.id, total=m.size) for m in lk.models}

@@ -198,6 +198,22 @@ def test_bundle_is_verified_before_use(tmp_path, two_models):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bundle.")]
 
 
+def test_fetch_from_a_bundle_verifies_each_file_it_takes(tmp_path, two_models):
+    src, lk = two_models
+    out = tmp_path / "bundle"
+    bundle.write_bundle(out, locks=[lk], plans=[], models_dir=None, mirrors=[src])
+    with open(out / "models" / "b.gguf", "r+b") as fh:
+        fh.write(b"!")
+    box = tmp_path / "box"
+    p = subprocess.run([*HN, "--data-dir", str(box), "models", "fetch", "--lock", str(lk), "--bundle", str(out), "--no-mesh", "--json"],
+                       capture_output=True, text=True)
+    assert p.returncode != 0 and "model-b" in p.stderr and "Traceback" not in p.stderr
+    assert sorted(f.name for f in (box / "models").iterdir()) == ["a.gguf"]  # the bad copy never lands
+    p = subprocess.run([*HN, "--data-dir", str(box), "models", "fetch", "--lock", str(lk), "--bundle", str(tmp_path), "--json"],
+                       capture_output=True, text=True)
+    assert p.returncode != 0 and p.stderr.startswith("error[not_found]") and "not a bundle" in p.stderr
+
+
 @pytest.mark.slow
 def test_bundle_wheels_are_only_wheels(tmp_path, two_models):
     src, lk = two_models
