@@ -69,7 +69,8 @@ def inventory(lab: Lab, path: Path, *, site: Path, bundle: Path, work: Path, gro
 
 def play(lab: Lab, inv: Path, *extra: str, timeout: float = 3600, kill_at_task: int | None = None) -> Run:
     """ansible-playbook site.yml inside the lab's namespace. `kill_at_task`: SIGKILL it (and its
-    SSH connections) once the Nth task has started, as a power cut on the controller would."""
+    SSH connections) once the Nth task has started, as a power cut on the controller would.
+    The output also goes, line by line, to ansible-N.log in the lab's work dir (to follow a long run)."""
     env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"),
            "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1", "PYTHONUNBUFFERED": "1"}
     argv = lab.cmd([str(BIN / "ansible-playbook"), "-i", str(inv), "site.yml", *extra])
@@ -80,9 +81,12 @@ def play(lab: Lab, inv: Path, *extra: str, timeout: float = 3600, kill_at_task: 
     current: tuple[str, float] | None = None
     tasks = 0
     assert proc.stdout is not None
+    log = open(lab.workdir / f"ansible-{len(list(lab.workdir.glob('ansible-*.log'))) + 1}.log", "w")
     try:
         for line in proc.stdout:
             lines.append(line.rstrip("\n"))
+            log.write(line)
+            log.flush()
             now = time.monotonic()
             if line.startswith("PLAY [") or line.startswith("PLAY RECAP"):
                 if current is not None:
@@ -98,6 +102,7 @@ def play(lab: Lab, inv: Path, *extra: str, timeout: float = 3600, kill_at_task: 
                 raise TimeoutError(f"ansible-playbook ran over {timeout:.0f}s:\n" + "\n".join(lines[-40:]))
         rc = proc.wait(60)
     finally:
+        log.close()
         if proc.poll() is None:
             os.killpg(proc.pid, 9)
             proc.wait(10)
