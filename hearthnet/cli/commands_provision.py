@@ -229,14 +229,7 @@ def state_record_cmd(
 
     h = home()
     rdir = render_dir or h.config_path.parent
-    readers = {
-        "install": lambda: state.install(h, bundle=bundle, exec_path=exec_path, extras=list(extras or [])),
-        "render": lambda: state.render(h, render_dir=rdir),
-        "models": lambda: state.models(h, render_dir=rdir),
-        "community": lambda: state.community(h),
-        "service": lambda: state.service(h),
-        "corpora": lambda: state.corpora(h, render_dir=rdir),
-    }
+    readers = state.readers(h, render_dir=rdir, bundle=bundle, exec_path=exec_path, extras=list(extras or []))
     for phase in phases:
         if phase not in readers:
             raise HearthNetError("bad_request", f"phase {phase!r}: one of {', '.join(state.PHASES)}")

@@ -89,6 +89,19 @@ def corpora(home: Home, *, render_dir: Path) -> dict[str, Any]:
     return {"corpora": sorted(c.corpus for c in plan.corpora if c.sources)}
 
 
+def readers(home: Home, *, render_dir: Path, bundle: Path | None = None, exec_path: str | None = None, extras: list[str] | None = None,
+            systemctl: Callable[[str], str] | None = None) -> dict[str, Callable[[], dict[str, Any]]]:
+    """phase -> how to read its section off this box now (what `record` writes and `check` compares)."""
+    return {
+        "install": lambda: install(home, bundle=bundle, exec_path=exec_path, extras=list(extras or [])),
+        "render": lambda: render(home, render_dir=render_dir),
+        "models": lambda: models(home, render_dir=render_dir),
+        "community": lambda: community(home),
+        "service": lambda: service(home, systemctl=systemctl),
+        "corpora": lambda: corpora(home, render_dir=render_dir),
+    }
+
+
 def _recorded(home: Home) -> dict[str, Any]:
     path = home.data_dir / FILE
     if not path.is_file():
@@ -146,11 +159,9 @@ def check(home: Home, *, inputs: str, render_dir: Path, bundle: Path, hardware_f
     if rec.get("inputs") != inputs:
         differs.append("the provisioner's inputs differ from the last whole run's (bundle, site, playbook or variables)")
     if not differs:
-        readers: dict[str, Callable[[], dict[str, Any]]] = {
-            "render": lambda: render(home, render_dir=render_dir), "models": lambda: models(home, render_dir=render_dir),
-            "community": lambda: community(home), "service": lambda: service(home, systemctl=systemctl),
-            "corpora": lambda: corpora(home, render_dir=render_dir)}
-        for phase, read in readers.items():
+        live = readers(home, render_dir=render_dir, systemctl=systemctl)
+        del live["install"]  # the installed wheels are compared with the bundle's manifest below, not rehashed
+        for phase, read in live.items():
             try:
                 if read() != phases[phase]:
                     differs.append(f"{phase}: the box differs from the record")
@@ -188,4 +199,4 @@ def _stable_facts() -> dict[str, Any]:
     return hardware.stable(hardware.detect()).model_dump(mode="json")
 
 
-__all__ = ["APPLIERS", "FILE", "PHASES", "check", "community", "corpora", "install", "models", "record", "render", "service"]
+__all__ = ["APPLIERS", "FILE", "PHASES", "check", "readers", "community", "corpora", "install", "models", "record", "render", "service"]
