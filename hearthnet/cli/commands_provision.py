@@ -106,6 +106,7 @@ def render_profile_cmd(
     exec_path: Annotated[str, typer.Option("--exec", help="The hearthnet executable the systemd unit runs (a venv's, a store path).")] = "/usr/bin/hearthnet",
     user: Annotated[str | None, typer.Option("--user", help="Static system user the unit runs as (default: systemd's DynamicUser).")] = None,
     config_dir: Annotated[str, typer.Option("--config-dir", help="Where these files live on the box: the unit's --config points into it.")] = "/etc/hearthnet",
+    settings_file: Annotated[Path | None, typer.Option("--settings", help="TOML merged over the rendered hearthnet.toml (hashed into the receipt).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Render a box's files (config, model lock, corpora plan, bootstrap plan, systemd unit, receipt), atomically.
@@ -124,10 +125,11 @@ def render_profile_cmd(
     install = render.Install(exec_path, user, config_dir)
     facts = render.Facts(hardware_file, detect)
     if profile is not None:
-        jobs = [(out, render.profile_files(profile, facts(), install))]
+        jobs = [(out, render.profile_files(profile, facts(), install, settings_file))]
     else:
         site = load_site(site_file)  # type: ignore[arg-type]
-        rendered = render.site_files(site, site_file, list(site.hosts) if all_hosts else [host], facts, install=install)  # type: ignore[arg-type, list-item]
+        rendered = render.site_files(site, site_file, list(site.hosts) if all_hosts else [host], facts, install=install,  # type: ignore[arg-type, list-item]
+                                     settings_file=settings_file)
         jobs = [(out / name if all_hosts else out, files) for name, files in rendered.items()]
 
     def report(results: list[dict[str, Any]]) -> None:

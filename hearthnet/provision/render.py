@@ -6,6 +6,7 @@
     bootstrap.json      create the community (anchor) or redeem this host's invite
     hearthnet.service   systemd unit: prod with the hardening baseline, dev as a user unit
     receipt.json        tool version, mode, and the sha256 of every input and output
+                        (a --settings file is an input: its keys are merged over the config)
     models.index.json   the site's own model index, when it has one (the config points at it)
 
 Pure: the same inputs give the same bytes (no timestamps, sorted keys, only the rounded
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import tomlkit
 
 from hearthnet import __version__, config
 from hearthnet.errors import HearthNetError
@@ -93,8 +95,39 @@ class Install:
         return {"exec": self.exec, "user": self.user, "config_dir": self.config_dir}
 
 
+def load_settings(path: Path) -> dict[str, Any]:
+    """A --settings file: TOML tables merged over the rendered config (the NixOS module's
+    `settings`, an Ansible host's `hearthnet_settings`). Checked against the config's shape
+    when the merged file is validated."""
+    data = config.read_file(Path(path), required=True)
+    config.load(Path(tempfile.gettempdir()) / "hearthnet-settings-check", path)  # the file's own errors name the file
+    unknown = sorted(set(data) - set(config.SECTIONS))
+    if unknown:
+        raise HearthNetError("config_invalid", f"{path}: unknown config section(s) {', '.join(unknown)} (have: {', '.join(config.SECTIONS)})",
+                             file=str(path))
+    return data
+
+
+def _merge(table: Any, over: dict[str, Any]) -> None:
+    """Merge `over` into a tomlkit table in place: tables merge key by key, anything else replaces."""
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(table.get(k), dict):
+            _merge(table[k], v)
+        else:
+            table[k] = v
+
+
+def with_settings(toml_text: str, settings: dict[str, Any] | None) -> str:
+    """The rendered config with the settings merged over it (comments and order kept)."""
+    if not settings:
+        return toml_text
+    doc = tomlkit.parse(toml_text)
+    _merge(doc, settings)
+    return tomlkit.dumps(doc)
+
+
 def render_files(eff: Effective, *, site: Site | None = None, inputs: dict[str, bytes] | None = None, index: Path | None = None,
-                 install: Install = Install()) -> dict[str, bytes]:
+                 install: Install = Install(), settings: dict[str, Any] | None = None) -> dict[str, bytes]:
     """Every output file's bytes. `inputs` (name -> bytes) are hashed into the receipt."""
     v = eff.values
     backends = ([v["llm"]] if v["llm"] else []) + list(v["llm.internet"])
@@ -109,7 +142,7 @@ def render_files(eff: Effective, *, site: Site | None = None, inputs: dict[str, 
         "model_index": f"{install.config_dir}/{INDEX_FILE}" if index is not None else None,
     }
     out: dict[str, bytes] = {
-        "hearthnet.toml": _ENV.get_template("hearthnet.toml.j2").render(ctx).encode(),
+        "hearthnet.toml": with_settings(_ENV.get_template("hearthnet.toml.j2").render(ctx), settings).encode(),
         "hearthnet.service": _ENV.get_template("hearthnet.service.j2").render(ctx).encode(),
     }
     lock = []
@@ -206,23 +239,29 @@ class Facts:
         return self._detected
 
 
-def _inputs(profile: str, facts: HardwareFacts, site_file: Path | None, index: Path | None = None) -> dict[str, bytes]:
+def _inputs(profile: str, facts: HardwareFacts, site_file: Path | None, index: Path | None = None,
+            settings_file: Path | None = None) -> dict[str, bytes]:
     p = PROFILES_DIR / f"{profile}.yaml" if profile in NAMES else Path(profile)
     got = {"profile": p.read_bytes(), "hardware": json.dumps(render_facts(facts), sort_keys=True).encode(),
            "model_index": (index or models.DEFAULT_INDEX).read_bytes()}
     if site_file is not None:
         got["site"] = Path(site_file).read_bytes()
+    if settings_file is not None:
+        got["settings"] = Path(settings_file).read_bytes()
     return got
 
 
-def profile_files(profile: str, facts: HardwareFacts, install: Install = Install()) -> dict[str, bytes]:
+def profile_files(profile: str, facts: HardwareFacts, install: Install = Install(), settings_file: Path | None = None) -> dict[str, bytes]:
     """One box from a profile alone (no site)."""
-    return render_files(effective(load_profile(profile), facts), inputs=_inputs(profile, facts, None), install=install)
+    settings = load_settings(settings_file) if settings_file is not None else None
+    return render_files(effective(load_profile(profile), facts), inputs=_inputs(profile, facts, None, settings_file=settings_file), install=install,
+                        settings=settings)
 
 
 def site_files(site: Site, site_file: Path, names: list[str], facts: Facts, site_bytes: bytes | None = None,
-               install: Install = Install()) -> dict[str, dict[str, bytes]]:
+               install: Install = Install(), settings_file: Path | None = None) -> dict[str, dict[str, bytes]]:
     """host -> files, for the named hosts of a site (every one rendered before any is written)."""
+    settings = load_settings(settings_file) if settings_file is not None else None
     out = {}
     index = model_index(site, site_file)
     if index is not None:
@@ -232,11 +271,12 @@ def site_files(site: Site, site_file: Path, names: list[str], facts: Facts, site
         if h is None:
             raise HearthNetError("not_found", f"no host {name!r} in {site_file} (have: {', '.join(site.hosts)})")
         f = facts(Path(site_file).parent / h.hardware if h.hardware else None)
-        inputs = _inputs(h.profile, f, site_file, index)
+        inputs = _inputs(h.profile, f, site_file, index, settings_file)
         if site_bytes is not None:
             inputs["site"] = site_bytes  # the edited manifest, before it is written
-        out[name] = render_files(effective(h.profile, f, site=site, host=name, index=index), site=site, inputs=inputs, index=index, install=install)
+        out[name] = render_files(effective(h.profile, f, site=site, host=name, index=index), site=site, inputs=inputs, index=index, install=install,
+                                 settings=settings)
     return out
 
 
-__all__ = ["FILES", "INDEX_FILE", "Facts", "Install", "diff", "profile_files", "render_files", "site_files", "write"]
+__all__ = ["FILES", "INDEX_FILE", "Facts", "Install", "diff", "load_settings", "profile_files", "render_files", "site_files", "with_settings", "write"]

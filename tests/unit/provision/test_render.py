@@ -134,3 +134,29 @@ def test_cli_json_reports_changed_honestly(tmp_path):
     assert other.returncode == 6 and json.loads(other.stdout)["changed"] is True and "-User=hearthnet" in json.loads(other.stdout)["diff"]
     bad = cli(*args[:-1], "root")
     assert bad.returncode == 2 and bad.stderr.startswith("error[bad_request]: --user 'root'") and bad.stdout == ""
+
+
+def test_settings_merge_over_the_rendered_config(tmp_path):
+    """--settings (the NixOS module's `settings`): tables merge key by key, the file is a receipt
+    input, the comments stay, and a bad file is refused naming itself with nothing written."""
+    settings = tmp_path / "settings.toml"
+    settings.write_text('[transport]\nport = 7443\n[ui]\nhost = "0.0.0.0"\n[discovery]\nstatic_peers = ["https://10.0.0.1:7080"]\n')
+    out = tmp_path / "r"
+    args = ("--profile", "spark", "--hardware", str(BOXES / "pi4-4gb.json"), "--out", str(out))
+    assert cli(*args, "--settings", str(settings)).returncode == 0
+    text = (out / "hearthnet.toml").read_text()
+    assert text.startswith("# Rendered by hearthnet render-profile")
+    loaded = config.load(tmp_path / "d", out / "hearthnet.toml")
+    assert (loaded.transport.port, loaded.ui.host, loaded.discovery.static_peers) == (7443, "0.0.0.0", ["https://10.0.0.1:7080"])
+    assert loaded.transport.rate_soft_rps_per_cap == 5.0 and loaded.identity.profile == "spark"  # the rest of [transport] stays
+    receipt = json.loads((out / "receipt.json").read_text())
+    assert receipt["inputs"]["settings"] == render._sha(settings.read_bytes())
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    for body, code, words in (('[transport]\nport = "x"\n', "config_invalid", "transport.port"),
+                              ("[castle]\nmoat = 1\n", "config_invalid", "castle"),
+                              ("[transport\n", "config_invalid", "not valid TOML")):
+        settings.write_text(body)
+        p = cli(*args, "--settings", str(settings))
+        assert p.returncode == 2 and p.stderr.startswith(f"error[{code}]: {settings}") and words in p.stderr, p.stderr
+        assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+    assert render.with_settings("[a]\nx = 1\n", None) == "[a]\nx = 1\n"
