@@ -39,7 +39,7 @@ let
   modelsDir = pkgs.linkFarm "hearthnet-models" (map (f: { name = f.file; path = modelFile f; }) storeModels);
 
   # The site as the loader reads it: JSON in a directory of its own, with the model index beside it.
-  siteDoc = lib.recursiveUpdate (hnlib.dropNulls cfg.site) ({
+  siteDoc = if cfg.site == null then null else lib.recursiveUpdate (hnlib.dropNulls cfg.site) ({
     hosts.${cfg.host}.profile = cfg.profile;
     corpora = lib.mapAttrs (_: c: hnlib.dropNulls c) cfg.corpora;
   } // lib.optionalAttrs (cfg.modelIndex != null) { models.index = "models/index.json"; });
@@ -294,8 +294,8 @@ in
         message = "services.hearthnet.profile is ${cfg.profile} but the site says ${cfg.host} is ${(cfg.site.hosts.${cfg.host} or { }).profile or "?"}.";
       }
       {
-        assertion = cfg.site == null -> !(cfg.community.create || cfg.community.inviteFile != null);
-        message = "services.hearthnet.community needs a site (its community name and bootstrap endpoints).";
+        assertion = cfg.site == null -> !(cfg.community.create || cfg.community.inviteFile != null || cfg.corpora != { } || cfg.modelIndex != null);
+        message = "services.hearthnet: community, corpora and modelIndex need a site (they are parts of the site manifest).";
       }
       {
         assertion = lib.hasPrefix "/var/lib/" cfg.dataDir && !(lib.hasInfix ".." cfg.dataDir);
@@ -400,7 +400,7 @@ in
         '' + optionalString (anchor && cfg.community.create) ''
           ${hn} bootstrap --plan ${renderDir}/bootstrap.json --invites ${invitesDir} --json
         '' + ''
-          ${hn} rag seed --plan ${renderDir}/corpora.json --root ${siteDir} --json
+          ${hn} rag seed --plan ${renderDir}/corpora.json${optionalString (cfg.site != null) " --root ${siteDir}"} --json
           ${hn} state record render models community service corpora --applied-by nixos --json
         '';
       };

@@ -13,6 +13,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from hearthnet.provision.models import DEFAULT_INDEX
+
 ROOT = Path(__file__).resolve().parents[1]
 HERE = ROOT / "tests" / "unit" / "nix"  # eval.nix and the stand-in
 
@@ -47,3 +49,17 @@ class Nix:
     def module(self, *modules: str, **args: Any) -> dict[str, Any]:
         """nix/module.nix evaluated with the stand-in for these configuration modules (Nix text)."""
         return self.eval(f"import {HERE}/eval.nix {{ inherit lib; modules = [ {' '.join(f'({m})' for m in modules)} ]; }}", **args)
+
+
+def site_index(tmp_path: Path) -> Path:
+    """A site's own index: the package's plus one model from an https upstream and one from a mirror only."""
+    doc = json.loads(DEFAULT_INDEX.read_text())
+    base = doc["models"][0]
+    doc["models"] += [
+        {**base, "id": "qwen-upstream", "file": "qwen.gguf", "sha256": "a" * 64, "size": 1234,
+         "sources": [{"kind": "mirror", "path": "qwen.gguf"}, {"kind": "upstream", "url": "https://example.org/qwen.gguf"}]},
+        {**base, "id": "handmade", "file": "handmade.gguf", "sha256": "b" * 64, "size": 99, "sources": [{"kind": "mirror", "path": "handmade.gguf"}]},
+    ]
+    p = tmp_path / "index.json"
+    p.write_text(json.dumps(doc))
+    return p

@@ -11,6 +11,7 @@ let
   # Derivations and functions do not go into JSON: their store path does.
   plain = v:
     if lib.isDerivation v then v.outPath
+    else if builtins.isPath v then toString v # its place here, not a copy in the store
     else if builtins.isAttrs v then lib.mapAttrs (_: plain) v
     else if builtins.isList v then map plain v
     else if builtins.isFunction v then "<function>"

@@ -23,6 +23,8 @@ in
   pkgs = {
     hearthnet = drv "hearthnet-0.1.0" { meta.mainProgram = "hearthnet"; };
     hearthnet-llm = drv "hearthnet-llm-0.1.0" { meta.mainProgram = "hearthnet"; };
+    hearthnet-embed = drv "hearthnet-embed-0.1.0" { meta.mainProgram = "hearthnet"; };
+    hearthnet-full = drv "hearthnet-full-0.1.0" { meta.mainProgram = "hearthnet"; };
     systemd = drv "systemd" { };
     writeText = name: text: drv name { inherit text; };
     linkFarm = name: entries: drv name { inherit entries; };

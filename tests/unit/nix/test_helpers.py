@@ -18,7 +18,7 @@ from hearthnet import constants as C
 from hearthnet.provision import site as site_mod
 from hearthnet.provision.models import DEFAULT_INDEX
 
-from nixeval import ROOT, NixError
+from nixeval import ROOT, NixError, site_index
 
 HELPERS = "import (root + \"/nix/lib.nix\") { inherit lib; }"
 NIX_FILES = sorted([ROOT / "flake.nix", *ROOT.glob("nix/**/*.nix"), *Path(__file__).parent.glob("*.nix")])
@@ -53,23 +53,9 @@ def test_requirements_read_like_pip_reads_them(nix):
         nix.eval(f"({HELPERS}).parseRequirement \">=1.0\"")
 
 
-def _site_index(tmp_path: Path) -> Path:
-    """A site's own index: the package's plus one model from an https upstream and one from a mirror only."""
-    doc = json.loads(DEFAULT_INDEX.read_text())
-    base = doc["models"][0]
-    doc["models"] += [
-        {**base, "id": "qwen-upstream", "file": "qwen.gguf", "sha256": "a" * 64, "size": 1234,
-         "sources": [{"kind": "mirror", "path": "qwen.gguf"}, {"kind": "upstream", "url": "https://example.org/qwen.gguf"}]},
-        {**base, "id": "handmade", "file": "handmade.gguf", "sha256": "b" * 64, "size": 99, "sources": [{"kind": "mirror", "path": "handmade.gguf"}]},
-    ]
-    p = tmp_path / "index.json"
-    p.write_text(json.dumps(doc))
-    return p
-
-
 @pytest.mark.parametrize("own_index", [False, True])
 def test_model_fetches_match_models_list(nix, tmp_path, own_index):
-    index = _site_index(tmp_path) if own_index else DEFAULT_INDEX
+    index = site_index(tmp_path) if own_index else DEFAULT_INDEX
     listed = json.loads(subprocess.run([sys.executable, "-m", "hearthnet", "models", "list", "--json", "--index", str(index)],
                                        capture_output=True, text=True, timeout=120, check=True).stdout)
     ids = [m["id"] for m in listed]
