@@ -401,7 +401,7 @@ in
           ${hn} bootstrap --plan ${renderDir}/bootstrap.json --invites ${invitesDir} --json
         '' + ''
           ${hn} rag seed --plan ${renderDir}/corpora.json${optionalString (cfg.site != null) " --root ${siteDir}"} --json
-          ${hn} state record render models community service corpora --applied-by nixos --json
+          ${hn} state record install render models community service corpora --applied-by nixos --exec ${exe}${lib.concatMapStrings (e: " --extra ${e}") (cfg.package.extras or [ ])} --json
         '';
       };
     };

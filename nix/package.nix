@@ -36,6 +36,7 @@ python3Packages.buildPythonApplication {
   # The unit tests need loopback servers, netns and the models: they run in the checks and in CI.
   doCheck = false;
   pythonImportsCheck = [ "hearthnet" ];
+  passthru = { inherit extras; }; # the module records them (state.json, install phase)
 
   meta = {
     description = pyproject.project.description;

@@ -34,10 +34,18 @@ def _files(root: Path, names: list[str] | None = None) -> dict[str, str]:
     return {p.relative_to(root).as_posix(): sha256_of(p) for p in paths}
 
 
+NIX_STORE = "/nix/store/"
+
+
 def install(home: Home, *, bundle: Path | None, exec_path: str | None, extras: list[str]) -> dict[str, Any]:
-    """The wheels the box installed from (each hashed as it is on the box) and how it runs."""
+    """The wheels the box installed from (each hashed as it is on the box) and how it runs.
+    A NixOS box installs no bundle: its package is the store path the executable lives in
+    (the path names the hash of everything it was built from)."""
+    if bundle is None and exec_path is not None and exec_path.startswith(NIX_STORE):
+        store_path = NIX_STORE + exec_path[len(NIX_STORE):].split("/", 1)[0]
+        return {"exec": exec_path, "extras": sorted(extras), "artifacts": {}, "store_path": store_path}
     if bundle is None:
-        raise HearthNetError("bad_request", "the install phase needs --bundle DIR (the bundle the box installed from)")
+        raise HearthNetError("bad_request", "the install phase needs --bundle DIR (the bundle the box installed from), or an --exec in /nix/store")
     wheels = bundle / "wheels"
     if not wheels.is_dir():
         raise HearthNetError("not_found", f"{bundle}: not a bundle with wheels (no {wheels})")

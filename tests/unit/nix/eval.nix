@@ -24,5 +24,9 @@ in
   users = plain c.users.users;
   groups = lib.attrNames c.users.groups;
   packages = plain c.environment.systemPackages;
+  # Every option of services.hearthnet: its type, description and whether it has an example.
+  options = map
+    (o: { name = lib.showOption o.loc; type = o.type.description; description = o.description or ""; example = o ? example; internal = o.internal or false; })
+    (lib.collect lib.isOption evaluated.options.services.hearthnet);
   inputs = if c.services.hearthnet.enable then plain c.services.hearthnet.renderInputs else null;
 }

@@ -24,7 +24,7 @@ in
     hearthnet = drv "hearthnet-0.1.0" { meta.mainProgram = "hearthnet"; };
     hearthnet-llm = drv "hearthnet-llm-0.1.0" { meta.mainProgram = "hearthnet"; };
     hearthnet-embed = drv "hearthnet-embed-0.1.0" { meta.mainProgram = "hearthnet"; };
-    hearthnet-full = drv "hearthnet-full-0.1.0" { meta.mainProgram = "hearthnet"; };
+    hearthnet-full = drv "hearthnet-full-0.1.0" { meta.mainProgram = "hearthnet"; extras = [ "llm" "embed" ]; };
     systemd = drv "systemd" { };
     writeText = name: text: drv name { inherit text; };
     linkFarm = name: entries: drv name { inherit entries; };

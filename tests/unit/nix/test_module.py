@@ -178,6 +178,8 @@ def test_the_vm_tests_nodes_evaluate_and_their_scripts_are_python(nix):
             got = nix.module(f"({expr}).nodes.{node}")
             assert got["failed"] == [], (name, node, got["failed"])
             assert got["services"]["hearthnet"]["serviceConfig"]["User"] == "hearthnet"
+            assert "state record install render models community service corpora --applied-by nixos" in got["services"]["hearthnet-ready"]["script"]
+            assert "--extra llm --extra embed" in got["services"]["hearthnet-ready"]["script"]  # the full package's extras
             assert node in meta["script"]
 
 
@@ -190,3 +192,18 @@ def test_the_flake_exposes_the_module_and_the_helpers(nix):
     assert got == {"inputs": "github:NixOS/nixpkgs/nixos-unstable", "modules": ["default", "hearthnet"],
                    "imports": [str(ROOT / "nix" / "module.nix")], "port": 7080, "overlay": True}
     assert Path(ROOT / "nix" / "tests" / "handbook" / "well.md").read_text().count("bakery") == 1
+
+
+def test_every_option_has_a_type_and_a_description(nix):
+    options = nix.module(config("hearth"))["options"]
+    names = {o["name"] for o in options}
+    assert {"services.hearthnet.enable", "services.hearthnet.package", "services.hearthnet.profile", "services.hearthnet.site",
+            "services.hearthnet.host", "services.hearthnet.settings", "services.hearthnet.hardwareFacts", "services.hearthnet.models",
+            "services.hearthnet.corpora", "services.hearthnet.community.create", "services.hearthnet.community.inviteFile",
+            "services.hearthnet.openFirewall", "services.hearthnet.environmentFile", "services.hearthnet.user",
+            "services.hearthnet.group", "services.hearthnet.dataDir"} <= names
+    for o in options:
+        assert o["type"] and len(o["description"]) > 10, o
+    undocumented = [o["name"] for o in options if not o["example"] and o["type"].startswith("null or") and not o["internal"]
+                    and o["name"] not in {"services.hearthnet.settings.observability.log_level", "services.hearthnet.settings.ui.port"}]
+    assert undocumented == [], "a nullable option shows an example of a value"

@@ -59,6 +59,15 @@ def test_bad_phase_applier_or_damaged_record(box):
     with pytest.raises(HearthNetError) as e:
         state.install(h, bundle=None, exec_path=None, extras=[])
     assert e.value.code == "bad_request"
+    with pytest.raises(HearthNetError):
+        state.install(h, bundle=None, exec_path="/opt/hearthnet/venv/bin/hearthnet", extras=[])
+
+
+def test_a_nixos_box_records_its_store_path(box):
+    h, _ = box
+    exe = "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-hearthnet-full-0.1.0/bin/hearthnet"
+    sec = state.install(h, bundle=None, exec_path=exe, extras=["llm", "embed"])
+    assert sec == {"exec": exe, "extras": ["embed", "llm"], "artifacts": {}, "store_path": exe.removesuffix("/bin/hearthnet")}
 
 
 def test_cli_records_a_phase(box):
