@@ -372,6 +372,15 @@ def load(
         raise _config_error(exc, data, cfg_path) from None
 
 
+def check_table(data: dict[str, Any], path: Path) -> None:
+    """A table of config keys (a render-profile --settings file) against the config's shape;
+    config_invalid naming `path`, the key and what was expected."""
+    try:
+        Config(**data, data_dir=Path(path).parent)
+    except ValidationError as exc:
+        raise _config_error(exc, data, Path(path)) from None
+
+
 def default_config(data_dir: Path | str | None = None) -> Config:
     """All defaults, ignoring any file (the environment still applies)."""
     return Config(data_dir=resolve_data_dir(data_dir))
@@ -469,6 +478,7 @@ def _config_error(exc: ValidationError, data: dict[str, Any], cfg_path: Path | N
 __all__ = [
     "SECTIONS",
     "BusConfig",
+    "check_table",
     "ChatConfig",
     "CommunityConfig",
     "Config",

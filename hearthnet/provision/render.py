@@ -96,15 +96,26 @@ class Install:
 
 
 def load_settings(path: Path) -> dict[str, Any]:
-    """A --settings file: TOML tables merged over the rendered config (the NixOS module's
-    `settings`, an Ansible host's `hearthnet_settings`). Checked against the config's shape
-    when the merged file is validated."""
-    data = config.read_file(Path(path), required=True)
-    config.load(Path(tempfile.gettempdir()) / "hearthnet-settings-check", path)  # the file's own errors name the file
+    """A --settings file: config tables merged over the rendered config (the NixOS module's
+    `settings`, an Ansible host's `hearthnet_settings`). TOML, or JSON when the name ends in
+    .json (what a provisioner without a TOML writer hands over). Its errors name the file."""
+    path = Path(path)
+    if path.suffix == ".json":
+        try:
+            data = json.loads(path.read_text("utf-8"))
+        except OSError as exc:
+            raise HearthNetError("config_invalid", f"cannot read settings file {path}: {exc.strerror}", file=str(path)) from None
+        except ValueError as exc:
+            raise HearthNetError("config_invalid", f"{path}: not valid JSON: {exc}", file=str(path)) from None
+        if not isinstance(data, dict):
+            raise HearthNetError("config_invalid", f"{path}: a JSON object of config sections is needed", file=str(path))
+    else:
+        data = config.read_file(path, required=True)
     unknown = sorted(set(data) - set(config.SECTIONS))
     if unknown:
         raise HearthNetError("config_invalid", f"{path}: unknown config section(s) {', '.join(unknown)} (have: {', '.join(config.SECTIONS)})",
                              file=str(path))
+    config.check_table(data, path)
     return data
 
 

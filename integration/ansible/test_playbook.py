@@ -5,6 +5,7 @@ of the site is kept current, in a directory of its own)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -51,7 +52,7 @@ def test_check_mode_on_this_machine_changes_nothing(tmp_path):
         "vars": {"hearthnet_site_file": str(site), "hearthnet_bundle_dir": str(tmp_path / "bundle"), "hearthnet_controller_dir": str(tmp_path / "work"),
                  "hearthnet_controller_exec": str(BIN / "hearthnet")},
         "children": {"anchors": {"hosts": {"here": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-                                                    "hearthnet_extras": []}}}}}}))
+                                                    "hearthnet_extras": [], "hearthnet_settings": {"ui": {"host": "0.0.0.0"}}}}}}}}))
     watched = [Path("/etc/ansible/facts.d/hearthnet.fact"), Path("/opt/hearthnet"), Path("/var/lib/hearthnet"), Path("/etc/hearthnet"),
                Path("/etc/systemd/system/hearthnet.service")]
     before = {str(p): p.exists() for p in watched}
@@ -64,3 +65,9 @@ def test_check_mode_on_this_machine_changes_nothing(tmp_path):
     assert {str(p): p.exists() for p in watched} == before and Path("/etc/passwd").read_text() == passwd  # and did none of them
     assert "TASK [hearthnet_install : Install HearthNet from the bundle's wheels only]" in out
     assert json.loads((tmp_path / "bundle" / "corpora.json").read_text())["version"] == 1
+    # hearthnet_settings reach the controller's own render of the host (the box renders with the same file).
+    settings = tmp_path / "work" / "settings" / "here.json"
+    assert json.loads(settings.read_text()) == {"ui": {"host": "0.0.0.0"}}
+    rendered = tmp_path / "work" / "render" / "here"
+    assert 'host = "0.0.0.0"' in (rendered / "hearthnet.toml").read_text().split("[ui]", 1)[1]
+    assert json.loads((rendered / "receipt.json").read_text())["inputs"]["settings"] == hashlib.sha256(settings.read_bytes()).hexdigest()

@@ -103,17 +103,41 @@ def test_site_attrset_loads_as_the_yaml_site(nix, tmp_path):
     assert "null" not in text
 
 
-@pytest.mark.parametrize(("settings", "tcp"), [
+FIREWALL_CASES = [
     ({}, [C.TRANSPORT_DEFAULT_PORT]),
     ({"transport": {"port": 7443}}, [7443]),
     ({"ui": {"host": "127.0.0.1", "port": 8000}}, [C.TRANSPORT_DEFAULT_PORT]),
     ({"ui": {"host": "::1"}}, [C.TRANSPORT_DEFAULT_PORT]),
     ({"ui": {"host": "0.0.0.0"}}, [C.TRANSPORT_DEFAULT_PORT, C.UI_DEFAULT_PORT]),
     ({"ui": {"host": "192.168.1.5", "port": 8000}, "transport": {"port": 7443}}, [7443, 8000]),
-])
-def test_firewall_ports_are_the_ansible_ones(nix, settings, tcp):
-    """The same list as the Ansible role's hearthnet_service_allow (tcp transport, udp discovery and mDNS), plus the UI beyond loopback."""
-    allow = yaml.safe_load((ROOT / "ansible" / "roles" / "hearthnet_service" / "defaults" / "main.yml").read_text())["hearthnet_service_allow"]
-    assert [a.split()[0] for a in allow] == ["tcp", "udp", "udp"]
-    udp = [int(a.split()[1]) for a in allow if a.startswith("udp")]
-    assert nix.eval(f"({HELPERS}).firewallPorts s", s=settings) == {"tcp": tcp, "udp": udp}
+]
+
+
+def _ansible_rules(tmp_path: Path) -> list[list[str]]:
+    """What the Ansible service role opens (hearthnet_service_rules) for each case's hearthnet_settings,
+    computed by Ansible itself from group_vars/all.yml and the role's defaults."""
+    play = tmp_path / "rules.yml"
+    play.write_text(yaml.safe_dump([{
+        "hosts": "localhost", "gather_facts": False,
+        "vars_files": [str(ROOT / "ansible" / "group_vars" / "all.yml"), str(ROOT / "ansible" / "roles" / "hearthnet_service" / "defaults" / "main.yml")],
+        "tasks": [{"name": "rules", "ansible.builtin.copy": {"content": "{{ hearthnet_service_rules | to_json }}", "dest": f"{tmp_path}/rules-{{{{ i }}}}.json",
+                                                             "mode": "0644"},
+                   "loop": [c for c, _ in FIREWALL_CASES], "loop_control": {"index_var": "i"}, "vars": {"hearthnet_settings": "{{ item }}"}}],
+    }]))
+    bin_dir = Path(sys.executable).parent
+    p = subprocess.run([str(bin_dir / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(play)], capture_output=True, text=True, timeout=300,
+                       env={"PATH": f"{bin_dir}:/usr/bin:/bin", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_HOME": str(tmp_path / "ah"),
+                            "ANSIBLE_LOCALHOST_WARNING": "0", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0"})
+    assert p.returncode == 0, p.stdout + p.stderr
+    return [json.loads((tmp_path / f"rules-{i}.json").read_text()) for i in range(len(FIREWALL_CASES))]
+
+
+def test_firewall_ports_are_the_ansible_ones(nix, tmp_path):
+    """openFirewall opens what the Ansible role opens for the same settings: tcp transport, udp discovery
+    and mDNS, and the UI port only when the UI listens beyond loopback."""
+    ansible = _ansible_rules(tmp_path)
+    assert len(ansible) == len(FIREWALL_CASES)
+    for (settings, tcp), rules in zip(FIREWALL_CASES, ansible, strict=True):
+        ours = nix.eval(f"({HELPERS}).firewallPorts s", s=settings)
+        assert ours == {"tcp": tcp, "udp": [C.DISCOVERY_UDP_PORT, 5353]}, settings
+        assert sorted(rules) == sorted([f"tcp {p}" for p in ours["tcp"]] + [f"udp {p}" for p in ours["udp"]]), (settings, rules)

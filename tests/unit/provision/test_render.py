@@ -154,9 +154,19 @@ def test_settings_merge_over_the_rendered_config(tmp_path):
     before = {f.name: f.read_bytes() for f in out.iterdir()}
     for body, code, words in (('[transport]\nport = "x"\n', "config_invalid", "transport.port"),
                               ("[castle]\nmoat = 1\n", "config_invalid", "castle"),
-                              ("[transport\n", "config_invalid", "not valid TOML")):
+                              ("[transport\n", "config_invalid", "not valid TOML"),
+                              ('[ui]\nhost = "0.0.0.0"\nbogus = 1\n', "config_invalid", "ui.bogus")):
         settings.write_text(body)
         p = cli(*args, "--settings", str(settings))
         assert p.returncode == 2 and p.stderr.startswith(f"error[{code}]: {settings}") and words in p.stderr, p.stderr
         assert {f.name: f.read_bytes() for f in out.iterdir()} == before
     assert render.with_settings("[a]\nx = 1\n", None) == "[a]\nx = 1\n"
+    # JSON by its suffix (what Ansible hands over): the same merge, the same errors.
+    as_json = tmp_path / "settings.json"
+    as_json.write_text(json.dumps({"transport": {"port": 7443}}))
+    assert cli(*args, "--settings", str(as_json)).returncode == 0
+    assert config.load(tmp_path / "d", out / "hearthnet.toml").transport.port == 7443
+    for body, words in (("[1, 2]", "a JSON object"), ("{", "not valid JSON"), ('{"transport": {"port": "x"}}', "transport.port")):
+        as_json.write_text(body)
+        p = cli(*args, "--settings", str(as_json))
+        assert p.returncode == 2 and p.stderr.startswith(f"error[config_invalid]: {as_json}") and words in p.stderr, p.stderr
