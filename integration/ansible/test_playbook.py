@@ -52,7 +52,12 @@ def test_check_mode_on_this_machine_changes_nothing(tmp_path):
         "vars": {"hearthnet_site_file": str(site), "hearthnet_bundle_dir": str(tmp_path / "bundle"), "hearthnet_controller_dir": str(tmp_path / "work"),
                  "hearthnet_controller_exec": str(BIN / "hearthnet")},
         "children": {"anchors": {"hosts": {"here": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-                                                    "hearthnet_extras": [], "hearthnet_settings": {"ui": {"host": "0.0.0.0"}}}}}}}}))
+                                                    "hearthnet_extras": [], "hearthnet_settings": {"ui": {"host": "0.0.0.0"}},
+                                                    # as if the box had a node id: the controller renders it even in --check
+                                                    "hearthnet_install_node_id": "ed25519:" + "A" * 43}}}}}}))
+    # ... and its facts already on the controller (a fresh box in --check records none).
+    (tmp_path / "work" / "facts").mkdir(parents=True)
+    (tmp_path / "work" / "facts" / "here.json").write_bytes((ROOT / "tests/fixtures/hardware/pi4-4gb.json").read_bytes())
     watched = [Path("/etc/ansible/facts.d/hearthnet.fact"), Path("/opt/hearthnet"), Path("/var/lib/hearthnet"), Path("/etc/hearthnet"),
                Path("/etc/systemd/system/hearthnet.service")]
     before = {str(p): p.exists() for p in watched}
