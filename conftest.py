@@ -27,6 +27,8 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HEARTHNET_DISCOVERY__UDP_ENABLED", "false")
     # Many nodes run side by side in tests: each gateway takes a free port, not 7860.
     monkeypatch.setenv("HEARTHNET_UI__PORT", "0")
+    # The web UI (Gradio) is for people: tests of it turn it on (integration/ui).
+    monkeypatch.setenv("HEARTHNET_UI__ENABLED", "false")
 
 
 @pytest.fixture(autouse=True)

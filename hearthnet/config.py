@@ -210,6 +210,8 @@ def _is_ip(text: str) -> bool:
 
 
 class UiConfig(_Section):
+    enabled: bool = Field(True, description=("Serve the web UI (Gradio, with the `ui` extra) and the phone page /mobile/ on ui.host:ui.port; "
+                                             "beyond loopback they ask for an API key."))
     host: str = Field("127.0.0.1", description="Address the web UI and OpenAI gateway listen on (plain HTTP: keep it on loopback unless the LAN is trusted).")
     port: int = Field(C.UI_DEFAULT_PORT, ge=0, le=65535, description="Port of the web UI and OpenAI gateway (0 = any free port).")
     gateway_enabled: bool = Field(True, description="Serve the OpenAI-compatible /v1 API (API key or signed member required).")

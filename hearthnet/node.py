@@ -98,9 +98,9 @@ def is_wildcard(host: str) -> bool:
     return host in ("0.0.0.0", "::")
 
 
-async def _serve(app: Any, sock: Any, ssl_kw: dict[str, Any]) -> tuple[_Server, asyncio.Task[Any]]:
+async def _serve(app: Any, sock: Any, ssl_kw: dict[str, Any], lifespan: str = "off") -> tuple[_Server, asyncio.Task[Any]]:
     """Start uvicorn on a bound socket and return once it listens (or raise what stopped it)."""
-    server = _Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=5, **ssl_kw))
+    server = _Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan=lifespan, timeout_graceful_shutdown=5, **ssl_kw))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started and not task.done():
         await asyncio.sleep(0.01)
@@ -236,6 +236,7 @@ class Node:
         self._server: _Server | None = None
         self._gateway: _Server | None = None
         self.gateway_url: str | None = None
+        self.ui_url: str | None = None
         self._bg: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.mdns: Any = None
@@ -351,6 +352,8 @@ class Node:
             "emergency": {"mode": (em := self.emergency.current()).mode, "since": em.since, "last_probe": em.last_probe,
                           "probe_results": em.probe_results},
             "capabilities_local": sorted(f"{e.name}@{e.version[0]}.{e.version[1]}" for e in self.bus.registry.all_local()),
+            "withdrawn": sorted(f"{e.name}@{e.version[0]}.{e.version[1]}" for e in self._withdrawn),
+            "ui_url": self.ui_url,
         }
 
     def capability_table(self) -> list[dict[str, Any]]:
@@ -385,6 +388,9 @@ class Node:
 
     def log_error(self, msg: str, **extra: Any) -> None:
         self.logger.error(msg, extra=extra)
+
+    def log_warning(self, msg: str, **extra: Any) -> None:
+        self.logger.warning(msg, extra=extra)
 
     # --- peers ---------------------------------------------------------------------------
     def _saved_peers(self) -> list[str]:
@@ -547,9 +553,9 @@ class Node:
             ssl_kw = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
         sock = self._bind()
         gateway_sock = None
-        if self.config.ui.gateway_enabled:
+        if self.config.ui.gateway_enabled or self.config.ui.enabled:
             try:
-                gateway_sock = bind_socket(self.config.ui.host, self.config.ui.port, "set ui.port, or ui.gateway_enabled = false")
+                gateway_sock = bind_socket(self.config.ui.host, self.config.ui.port, "set ui.port, or ui.enabled and ui.gateway_enabled = false")
             except HearthNetError:
                 sock.close()
                 raise
@@ -560,11 +566,14 @@ class Node:
         self._server, server_task = await _serve(app, sock, ssl_kw)
         gateway_task = None
         if gateway_sock is not None:
-            from hearthnet.gateway.openai_api import build_gateway
+            from hearthnet.ui.listener import build_listener
 
             g_host, g_port = gateway_sock.getsockname()[:2]
-            self.gateway_url = f"http://{'127.0.0.1' if is_wildcard(g_host) else g_host}:{g_port}/v1"
-            self._gateway, gateway_task = await _serve(build_gateway(self), gateway_sock, {})
+            base = f"http://{'127.0.0.1' if is_wildcard(g_host) else g_host}:{g_port}"
+            self.gateway_url = f"{base}/v1" if self.config.ui.gateway_enabled else None
+            self.ui_url = f"{base}/" if self.config.ui.enabled else None
+            # lifespan on: Gradio starts its queue from the app's lifespan.
+            self._gateway, gateway_task = await _serve(build_listener(self), gateway_sock, {}, lifespan="on")
         await self._start_discovery()
         self.ready = True
         self._write_run_file()
@@ -678,7 +687,8 @@ class Node:
 
     def _write_run_file(self) -> None:
         self.home.write_run_file({"pid": os.getpid(), "url": self.url, "port": self.port, "node_id": self.node_id,
-                                  "tls_fingerprint": self.tls_fingerprint, "gateway_url": self.gateway_url})
+                                  "tls_fingerprint": self.tls_fingerprint, "gateway_url": self.gateway_url,
+                                  "ui_url": self.ui_url})
 
     def _remove_run_file(self) -> None:
         self.home.remove_run_file()

@@ -135,7 +135,7 @@ def start_node(data_dir: Path, port: int, env: dict[str, str], argv_prefix: list
 
     cmd = (argv_prefix or [sys.executable, "-m", "hearthnet"]) + ["--data-dir", str(data_dir), "run", "--host", "127.0.0.1", "--port", str(port)]
     # Several nodes side by side: each gateway on a free port (not the default 7860).
-    proc = subprocess.Popen(cmd, env={"HEARTHNET_UI__PORT": "0", **os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, env={"HEARTHNET_UI__PORT": "0", "HEARTHNET_UI__ENABLED": "false", **os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     run_file = data_dir / "run" / "node.json"
     while not run_file.exists():

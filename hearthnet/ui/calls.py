@@ -1,0 +1,111 @@
+"""What the UI asks of the bus, shared by the Gradio tabs and the phone page's adapter: one
+implementation of each, so both show the same thing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ulid import ULID
+
+from hearthnet.bus import CapabilityBus
+from hearthnet.errors import ERRORS, HearthNetError
+
+ASK_MAX_TOKENS = 256
+GROUNDING_HITS = 4
+
+
+class UiNode(Protocol):
+    """What the UI is built from (hearthnet.node.Node provides it)."""
+
+    bus: CapabilityBus
+    node_id: str
+
+    def status(self) -> dict[str, Any]: ...
+
+    def capability_table(self) -> list[dict[str, Any]]: ...
+
+
+def short(node_id: str | None) -> str:
+    """ed25519:AbCdEf… -> ed25519:AbCdEf (enough to tell nodes apart on a screen)."""
+    return node_id[:16] if node_id else "?"
+
+
+@dataclass
+class Answer:
+    """An answer as it streams: the text so far, then who answered, in how long, from what."""
+
+    text: str = ""
+    node: str | None = None
+    ms: float | None = None
+    model: str | None = None
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    done: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "node": self.node, "ms": self.ms, "model": self.model, "citations": self.citations,
+                "error": self.error, "done": self.done}
+
+
+async def corpora(node: UiNode) -> list[str]:
+    """Corpus names the mesh can search (empty when no node serves rag)."""
+    try:
+        out = await node.bus.call("rag.list_corpora", (1, 0), {}, timeout=10)
+    except HearthNetError:
+        return []
+    return sorted({c["corpus"] for c in out.get("corpora", []) if not c.get("error")})
+
+
+async def _grounding(node: UiNode, question: str, corpus: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(messages, citations): the corpus's best chunks as numbered notes the model must cite."""
+    hits = (await node.bus.call("rag.query", (1, 0), {"corpus": corpus, "query": question, "k": GROUNDING_HITS}, timeout=60))["hits"]
+    notes = "\n\n".join(f"[{i}] {h['text']}" for i, h in enumerate(hits, 1))
+    system = ("Answer from the numbered notes below, briefly, and cite the notes you used as [1], [2]. "
+              "If the notes do not hold the answer, say so.\n\n" + notes)
+    cites = [{"n": i, "title": h.get("title") or "", "section": h.get("section"), "doc_cid": h.get("doc_cid")} for i, h in enumerate(hits, 1)]
+    return [{"role": "system", "content": system}, {"role": "user", "content": question}], cites
+
+
+async def ask(node: UiNode, question: str, corpus: str | None = None, *, max_tokens: int = ASK_MAX_TOKENS) -> AsyncIterator[Answer]:
+    """Stream an llm.chat answer through the bus; with a corpus, grounded in its best chunks.
+    Yields the growing answer after each token and once more when it is done (with an
+    `error` line instead of raising)."""
+    t0 = time.perf_counter()
+    ans = Answer()
+    trace_id = str(ULID())
+    try:
+        question = question.strip()
+        if not question:
+            raise HearthNetError("bad_request", "ask a question first")
+        messages = [{"role": "user", "content": question}]
+        if corpus:
+            messages, ans.citations = await _grounding(node, question, corpus)
+        frames = node.bus.stream("llm.chat", (1, 0), {"messages": messages, "max_tokens": max_tokens}, trace_id=trace_id)
+        try:
+            async for frame in frames:
+                ev, data = frame.get("event"), frame.get("data") or {}
+                if ev == "token":
+                    ans.text += data.get("text", "")
+                    yield ans
+                elif ev == "failover" and data.get("mode") == "restarted":
+                    ans.text = ""  # another node starts the answer again
+                elif ev == "error":
+                    code = data.get("code") if data.get("code") in ERRORS else "internal"
+                    raise HearthNetError(code, data.get("message", "the answer failed"))
+                elif ev == "done":
+                    ans.model = data.get("model")  # and read on: the bus records the call when its stream ends
+        finally:
+            await frames.aclose()
+    except HearthNetError as exc:
+        ans.error = exc.one_line()  # one line, never a traceback
+    ans.ms = round((time.perf_counter() - t0) * 1000)
+    served = [t for t in node.bus.trace.recent(200, "llm.chat") if t.trace_id == trace_id]
+    ans.node = served[-1].to_node if served else None
+    ans.done = True
+    yield ans
+
+
+__all__ = ["Answer", "UiNode", "ask", "corpora", "short"]

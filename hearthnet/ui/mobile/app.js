@@ -1,0 +1,104 @@
+// The phone page: Ask (a streamed answer) and Market, through /mobile/api/ (the node's bus).
+"use strict";
+const $ = (id) => document.getElementById(id);
+const showError = (text) => { $("error").textContent = text || ""; };
+const errorLine = (e) => e && e.error ? `error[${e.error.code}]: ${e.error.message}` : String(e);
+
+async function getJSON(path, options) {
+  const r = await fetch(path, options);
+  const body = await r.json();
+  if (!r.ok) throw body;
+  return body;
+}
+
+async function loadStatus() {
+  try {
+    const s = await getJSON("/mobile/api/status");
+    $("name").textContent = s.name;
+    $("where").textContent = `${s.community || "no community yet"} · ${s.profile} · ${s.emergency}`;
+    document.body.classList.toggle("emergency", s.emergency === "offline");
+  } catch (e) { showError(errorLine(e)); }
+}
+
+async function loadCorpora() {
+  try {
+    for (const name of (await getJSON("/mobile/api/corpora")).corpora) {
+      const o = document.createElement("option");
+      o.value = name; o.textContent = name;
+      $("corpus").append(o);
+    }
+  } catch (e) { /* no rag on the mesh: the model alone */ }
+}
+
+// Server-sent events over a POST: read the stream, split on blank lines.
+async function ask(ev) {
+  ev.preventDefault();
+  showError("");
+  $("answer").textContent = "";
+  $("answer-meta").textContent = "asking…";
+  const r = await fetch("/mobile/api/ask", {method: "POST", headers: {"content-type": "application/json"},
+    body: JSON.stringify({question: $("question").value, corpus: $("corpus").value || null})});
+  if (!r.ok) { showError(errorLine(await r.json())); $("answer-meta").textContent = ""; return; }
+  const reader = r.body.getReader();
+  const decoder = new TextDecoder();
+  let buf = "";
+  for (;;) {
+    const {value, done} = await reader.read();
+    if (done) break;
+    buf += decoder.decode(value, {stream: true});
+    let cut;
+    while ((cut = buf.indexOf("\n\n")) >= 0) {
+      const chunk = buf.slice(0, cut); buf = buf.slice(cut + 2);
+      const event = (chunk.match(/^event: (.*)$/m) || [])[1];
+      const data = JSON.parse((chunk.match(/^data: (.*)$/m) || [, "{}"])[1]);
+      if (event === "token") $("answer").textContent += data.t;
+      else if (event === "restart") $("answer").textContent = "";
+      else if (event === "done") {
+        if (data.error) showError(data.error);
+        const cites = (data.citations || []).map((c) => `[${c.n}] ${c.title}`).join(" ");
+        $("answer-meta").textContent = `answered by ${data.node} in ${(data.ms / 1000).toFixed(1)} s` + (cites ? ` · ${cites}` : "");
+      }
+    }
+  }
+}
+
+async function loadMarket(ev) {
+  if (ev) ev.preventDefault();
+  showError("");
+  try {
+    const {posts} = await getJSON("/mobile/api/market?q=" + encodeURIComponent($("q").value));
+    $("posts").replaceChildren(...posts.map((p) => {
+      const li = document.createElement("li");
+      const cat = document.createElement("div"); cat.className = "cat"; cat.textContent = p.category;
+      const title = document.createElement("strong"); title.textContent = p.title;
+      const body = document.createElement("div"); body.textContent = p.body;
+      li.append(cat, title, body);
+      li.dataset.postId = p.post_id;
+      return li;
+    }));
+  } catch (e) { showError(errorLine(e)); }
+}
+
+async function post(ev) {
+  ev.preventDefault();
+  showError("");
+  try {
+    await getJSON("/mobile/api/market", {method: "POST", headers: {"content-type": "application/json"},
+      body: JSON.stringify({category: $("category").value, title: $("title").value, body: $("body").value})});
+    $("title").value = ""; $("body").value = "";
+    await loadMarket();
+  } catch (e) { showError(errorLine(e)); }
+}
+
+for (const b of document.querySelectorAll("nav button")) {
+  b.addEventListener("click", () => {
+    for (const other of document.querySelectorAll("nav button")) other.classList.toggle("on", other === b);
+    for (const s of document.querySelectorAll("main section")) s.hidden = s.id !== b.dataset.view;
+    if (b.dataset.view === "market") loadMarket();
+  });
+}
+$("ask-form").addEventListener("submit", ask);
+$("market-search").addEventListener("submit", loadMarket);
+$("market-post").addEventListener("submit", post);
+loadStatus(); loadCorpora();
+setInterval(loadStatus, 15000);
