@@ -30,12 +30,19 @@ CSS = """
 .hn-banner.offline { background: #7a1010; color: #fff4e8; font-weight: 600; }
 .hn-meta { color: #6d5f52; font-size: .9em; }
 """
-# The emergency theme: what the banner adds to the page while the node is offline.
-EMERGENCY_STYLE = """<style>
-:root, .dark { --body-background-fill: #2a0d0d; --background-fill-primary: #3a1616; --background-fill-secondary: #2a0d0d;
-  --body-text-color: #fff4e8; --block-background-fill: #3a1616; --block-label-text-color: #f0c9b4;
-  --button-primary-background-fill: #e0572b; --border-color-primary: #7a3a2a; }
-</style>"""
+# The emergency theme: while the banner says offline, the whole page turns (CSS :has(), so no
+# reload and no second theme object: the banner's class is the switch).
+CSS += """
+body:has(.hn-banner.offline), body:has(.hn-banner.offline) .gradio-container, body:has(.hn-banner.offline) .main {
+  --body-background-fill: #2a0d0d; --background-fill-primary: #3a1616; --background-fill-secondary: #2a0d0d;
+  --body-text-color: #fff4e8; --body-text-color-subdued: #f0c9b4; --block-background-fill: #3a1616;
+  --block-label-text-color: #f0c9b4; --block-title-text-color: #fff4e8; --input-background-fill: #4a1f1f;
+  --button-primary-background-fill: #e0572b; --border-color-primary: #7a3a2a; --table-even-background-fill: #3a1616;
+  --table-odd-background-fill: #2a0d0d; --block-label-background-fill: #5a2a20; --block-title-background-fill: #5a2a20;
+  --code-background-fill: #5a2a20; --color-accent-soft: #5a2a20; background: #2a0d0d; color: #fff4e8;
+}
+body:has(.hn-banner.offline) .hn-meta { color: #f0c9b4; }
+"""
 
 
 def theme() -> Any:
@@ -47,7 +54,7 @@ def banner(node: calls.UiNode) -> str:
     mode = s["emergency"]["mode"]
     what = {"online": "online", "degraded": "internet unreliable", "offline": "OFFLINE: the mesh keeps working without the internet"}[mode]
     parts = [f"<b>{_esc(s['display_name'])}</b>", _esc(s["profile"] or ""), _esc(s["community"] or "no community yet"), what]
-    return (EMERGENCY_STYLE if mode == "offline" else "") + f'<div class="hn-banner {mode}" data-mode="{mode}">{" · ".join(p for p in parts if p)}</div>'
+    return f'<div class="hn-banner {mode}" data-mode="{mode}">{" · ".join(p for p in parts if p)}</div>'
 
 
 def _esc(text: str) -> str:
@@ -89,6 +96,15 @@ def _ask_tab(node: calls.UiNode) -> None:
         corpus.focus(refresh_corpora, None, corpus)
 
 
+def _families(names: list[str]) -> str:
+    """llm.chat, llm.complete, rag.query -> "llm (2), rag": what a node offers, short enough to read."""
+    counts: dict[str, int] = {}
+    for n in set(names):
+        fam = n.split(".", 1)[0]
+        counts[fam] = counts.get(fam, 0) + 1
+    return ", ".join(f"{f} ({c})" if c > 1 else f for f, c in sorted(counts.items()))
+
+
 def _mesh_rows(node: calls.UiNode) -> list[list[Any]]:
     by_node: dict[str, dict[str, Any]] = {}
     for c in node.capability_table():
@@ -102,7 +118,7 @@ def _mesh_rows(node: calls.UiNode) -> list[list[Any]]:
         p = peers.get(nid, {})
         name = "this node" if row["local"] else (p.get("display_name") or "")
         out.append([calls.short(nid), name, p.get("profile") or ("" if not row["local"] else node.status()["profile"]),
-                    ", ".join(sorted(set(row["caps"]))), ", ".join(sorted(set(row["quarantined"]))) or "—"])
+                    _families(row["caps"]), ", ".join(sorted(set(row["quarantined"]))) or "—"])
     return out
 
 
@@ -114,7 +130,7 @@ def _trace_rows(node: calls.UiNode) -> list[list[Any]]:
 def _mesh_tab(node: calls.UiNode, timer: Any) -> None:
     with gr.Tab("Mesh", id="mesh"):
         gr.Markdown("Nodes this one can route to, what they offer, and the latest calls. Quarantined: failing, skipped for a while.")
-        nodes = gr.Dataframe(headers=["node", "name", "profile", "capabilities", "quarantined"], value=lambda: _mesh_rows(node),
+        nodes = gr.Dataframe(headers=["node", "name", "profile", "offers", "quarantined"], value=lambda: _mesh_rows(node),
                              interactive=False, wrap=True, elem_id="hn-mesh")
         calls_table = gr.Dataframe(headers=["time", "capability", "from", "to", "result", "ms"], value=lambda: _trace_rows(node),
                                    interactive=False, elem_id="hn-trace")

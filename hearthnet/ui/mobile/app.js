@@ -56,7 +56,8 @@ async function ask(ev) {
       else if (event === "done") {
         if (data.error) showError(data.error);
         const cites = (data.citations || []).map((c) => `[${c.n}] ${c.title}`).join(" ");
-        $("answer-meta").textContent = `answered by ${data.node} in ${(data.ms / 1000).toFixed(1)} s` + (cites ? ` · ${cites}` : "");
+        $("answer-meta").textContent = `answered by ${data.node} in ${(data.ms / 1000).toFixed(1)} s` + (data.model ? ` · ${data.model}` : "") +
+          (cites ? ` · ${cites}` : "");
       }
     }
   }

@@ -1,0 +1,176 @@
+"""The UI in a real browser: Debian's chromium, headless, driven by Playwright (which cannot
+download its own browsers here). Two in-process nodes on loopback with the UI on: ask on
+one and see the tokens stream and the answering node; the phone page on a 390x844 screen;
+a market post made on one node's phone page shows on the other's; the node goes offline
+(its probe target stopped) and the page turns to the emergency theme by itself. No request
+leaves loopback: the browser's request log and an audit hook on every socket.connect in the
+nodes' process say so. A screenshot of each view is kept (HEARTHNET_ARTIFACTS, else the
+test's tmp dir)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from probe_servers import Http
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+TIMING = {"probe_interval_online": 0.3, "probe_interval_offline": 0.15, "probe_timeout_seconds": 0.3, "debounce_seconds": 0.8}
+CONNECTS: list[object] = []
+_AUDITING = [False]
+
+
+def _audit(event: str, args: tuple) -> None:
+    if event == "socket.connect" and _AUDITING[0]:
+        CONNECTS.append(args[1])
+
+
+sys.addaudithook(_audit)  # hooks cannot be removed: it records only while a test here runs
+
+
+def _outside(addresses: list[object]) -> list[object]:
+    out = []
+    for a in addresses:
+        if isinstance(a, tuple) and a and isinstance(a[0], str):
+            try:
+                if not ipaddress.ip_address(a[0]).is_loopback:
+                    out.append(a)
+            except ValueError:
+                out.append(a)  # a name: resolving it would already be a way out
+    return out
+
+
+@pytest.fixture
+def browser_env(monkeypatch, tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (README command 2 installs it)")
+    pytest.importorskip("playwright")
+    pytest.importorskip("gradio")
+    monkeypatch.setenv("HEARTHNET_UI__ENABLED", "true")
+    shots = Path(os.environ.get("HEARTHNET_ARTIFACTS") or tmp_path) / "ui-screens"
+    shots.mkdir(parents=True, exist_ok=True)
+    CONNECTS.clear()
+    _AUDITING[0] = True
+    yield shots
+    _AUDITING[0] = False
+
+
+async def _launch(p):
+    return await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])  # root needs --no-sandbox
+
+
+async def _states(page, selector: str, done, seconds: float = 120) -> list[str]:
+    """Every distinct text `selector` shows until done() holds: the tokens arriving."""
+    seen: list[str] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        text = await page.inner_text(selector)
+        if not seen or text != seen[-1]:
+            seen.append(text)
+        if await done():
+            return seen
+        await page.wait_for_timeout(30)
+    raise AssertionError(f"{selector} did not finish: {seen[-3:]}")
+
+
+def test_the_ui_in_a_browser(mesh, browser_env):
+    from playwright.async_api import async_playwright
+
+    shots = browser_env
+    uplink = Http()
+    uplink.up()
+
+    async def scenario(m):
+        a, b = await m.create(2, extra={"ui": {"enabled": True, "port": 0}, "emergency": {"probe_targets": [uplink.url], **TIMING}})
+        assert a.ui_url and b.ui_url and a.ui_url != b.ui_url
+        origins = {a.ui_url.rstrip("/"), b.ui_url.rstrip("/")}
+        requests: list[str] = []
+        async with async_playwright() as p:
+            browser = await _launch(p)
+            try:
+                ctx = await browser.new_context(viewport={"width": 1200, "height": 900})
+                ctx.on("request", lambda r: requests.append(r.url))
+                page = await ctx.new_page()
+                await page.goto(a.ui_url, wait_until="networkidle")
+                assert await page.title() == "HearthNet"
+                await page.screenshot(path=str(shots / "ask-empty.png"), full_page=True)
+
+                # Ask: the tokens stream into the page and the answering node is named.
+                await page.fill("#hn-question textarea", "Name one fruit.")
+                await page.click("#hn-ask")
+                states = await _states(page, "#hn-answer", lambda: _has(page, "#hn-answer-meta", "answered by"))
+                assert len([s for s in states if s.strip()]) >= 3, states  # several partial answers, not one block
+                meta = await page.inner_text("#hn-answer-meta")
+                assert f"answered by {a.node_id[:16]}" in meta and "error[" not in meta, meta
+                await page.screenshot(path=str(shots / "ask.png"), full_page=True)
+                for tab in ("Mesh", "Status"):
+                    await page.get_by_role("tab", name=tab).click()
+                    await page.wait_for_timeout(500)
+                    await page.screenshot(path=str(shots / f"{tab.lower()}.png"), full_page=True)
+                await page.get_by_role("tab", name="Mesh").click()
+                await page.wait_for_selector(f"#hn-mesh :text('{b.node_id[:16]}')", timeout=15000)  # the other node, live
+
+                # The phone page, on a phone-sized screen: no sideways scroll, big tap targets, a streamed answer.
+                phone = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+                phone.on("request", lambda r: requests.append(r.url))
+                mp = await phone.new_page()
+                await mp.goto(a.ui_url + "mobile/", wait_until="networkidle")
+                assert await mp.evaluate("document.documentElement.scrollWidth") <= 390
+                small = await mp.evaluate("""[...document.querySelectorAll('button, input, select, textarea')]
+                    .filter(e => e.offsetParent !== null).map(e => e.getBoundingClientRect())
+                    .filter(r => r.height < 44 || r.width < 44).length""")
+                assert small == 0
+                await mp.fill("#question", "Name one fruit.")
+                await mp.click("#ask-form button[type=submit]")
+                states = await _states(mp, "#answer", lambda: _has(mp, "#answer-meta", "answered by"))
+                assert len([s for s in states if s.strip()]) >= 3, states
+                assert await mp.evaluate("document.documentElement.scrollWidth") <= 390
+                await mp.screenshot(path=str(shots / "phone-ask.png"), full_page=True)
+
+                # A post made on a's phone page shows in b's.
+                await mp.click("nav button[data-view=market]")
+                await mp.fill("#title", "Spare seed potatoes")
+                await mp.fill("#body", "20 kg, ask at the mill")
+                await mp.click("#market-post button[type=submit]")
+                await mp.wait_for_selector("#posts li:has-text('Spare seed potatoes')")
+                other = await phone.new_page()
+                await other.goto(b.ui_url + "mobile/", wait_until="networkidle")
+                await other.click("nav button[data-view=market]")
+                deadline = time.monotonic() + 30
+                while not await _has(other, "#posts", "Spare seed potatoes"):
+                    assert time.monotonic() < deadline, "the post did not reach the other node's page"
+                    await m.link()
+                    await other.click("#market-search button[type=submit]")
+                    await other.wait_for_timeout(300)
+                await other.screenshot(path=str(shots / "phone-market.png"), full_page=True)
+
+                # Offline: the probe target goes away and the page turns by itself.
+                await page.get_by_role("tab", name="Ask").click()
+                uplink.down()
+                await m.until(lambda: a.status()["emergency"]["mode"] == "offline", 15)
+                await page.wait_for_selector("#hn-banner [data-mode=offline]", timeout=20000)
+                bg = await page.evaluate("getComputedStyle(document.body).backgroundColor")
+                assert bg == "rgb(42, 13, 13)", bg
+                await page.screenshot(path=str(shots / "emergency.png"), full_page=True)
+            finally:
+                await browser.close()
+        assert {u.split("/", 3)[0] + "//" + u.split("/", 3)[2] for u in requests} <= origins, sorted(set(requests))[:20]
+
+    try:
+        mesh.run(scenario)
+    finally:
+        uplink.down()
+    assert _outside(CONNECTS) == [], _outside(CONNECTS)[:10]
+    assert {p.name for p in shots.iterdir()} >= {"ask.png", "mesh.png", "status.png", "phone-ask.png", "phone-market.png", "emergency.png"}
+
+
+async def _has(page, selector: str, text: str) -> bool:
+    return text in await page.inner_text(selector)
