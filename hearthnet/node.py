@@ -577,7 +577,11 @@ class Node:
         await self._start_discovery()
         self.ready = True
         self._write_run_file()
-        self.logger.info("node started", extra={"url": self.url, "node_id": self.node_id, "community_id": self.community_id})
+        self.logger.info("node started", extra={"url": self.url, "node_id": self.node_id, "community_id": self.community_id, "ui_url": self.ui_url})
+        if self.ui_url and self.config.ui.launch_browser:
+            import webbrowser
+
+            self._spawn(asyncio.to_thread(webbrowser.open, self.ui_url))  # a desktop box: open the UI for its person
         loops = [
             asyncio.create_task(self._every(self.config.discovery.manifest_refresh_seconds, self.refresh_peers)),
             asyncio.create_task(self._every(self.config.events.sync_interval_seconds, self.sync_round)),

@@ -14,6 +14,9 @@ import html
 from typing import Any
 from urllib.parse import parse_qs, quote
 
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
 from hearthnet.errors import HearthNetError
 from hearthnet.gateway.apikeys import ApiKeyStore
 
@@ -112,8 +115,6 @@ keeper for one (<code>hearthnet apikey create NAME</code>).</p>
 
 def login_routes(app: Any, keys: ApiKeyStore) -> None:
     """GET/POST /login and POST /logout on the listener's FastAPI app."""
-    from fastapi import Request
-    from fastapi.responses import HTMLResponse, RedirectResponse
 
     def page(nxt: str, error: str | None, status: int = 200) -> HTMLResponse:
         err = f'<p class="err">{html.escape(error)}</p>' if error else ""
