@@ -356,6 +356,11 @@ class Node:
             "ui_url": self.ui_url,
         }
 
+    def members(self) -> list[dict[str, Any]]:
+        """The community's members from this node's log (what `hearthnet member list` shows)."""
+        self.event_log.refresh()
+        return self.event_log.membership.rows()
+
     def capability_table(self) -> list[dict[str, Any]]:
         out = []
         for e in sorted(self.bus.registry.all(), key=lambda e: (e.name, not e.is_local, e.node_id)):

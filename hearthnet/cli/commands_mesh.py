@@ -220,14 +220,12 @@ def member_list_cmd(json_out: JsonOpt = False) -> None:
     """List members and revocations from the local log."""
     h = home()
     with h.open_log() as log:
-        st = log.membership
-        rows = [{"node_id": m.node_id, "level": st.level_of(m.node_id), "display_name": m.display_name, "added_at": m.added_at,
-                 "revoked": m.node_id in st.revoked} for m in st.members.values()]
+        rows = log.membership.rows()
     if json_out:
         emit_json(rows)
         return
     t = table(*("member", "level", "name", "added", "revoked"))
-    for r in sorted(rows, key=lambda r: r["added_at"]):
+    for r in rows:
         t.add_row(short_of(r["node_id"]), r["level"], r["display_name"], r["added_at"], "yes" if r["revoked"] else "")
     console.print(t)
 

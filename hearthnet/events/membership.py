@@ -89,6 +89,12 @@ class MembershipState:
         r = self.revoked.get(node_id)
         return None if r is None else r.after_seq
 
+    def rows(self) -> list[dict[str, Any]]:
+        """Every member as the CLI and the UI list them, oldest first."""
+        return sorted(({"node_id": m.node_id, "level": self.level_of(m.node_id), "display_name": m.display_name, "added_at": m.added_at,
+                        "revoked": m.node_id in self.revoked, "root": m.node_id == self.root_key} for m in self.members.values()),
+                      key=lambda r: r["added_at"])
+
 
 def genesis_ok(ev: Event, community_id: str) -> bool:
     if ev.event_type != "community.created" or ev.seq != 1:

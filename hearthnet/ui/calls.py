@@ -27,6 +27,16 @@ class UiNode(Protocol):
 
     def capability_table(self) -> list[dict[str, Any]]: ...
 
+    def members(self) -> list[dict[str, Any]]: ...
+
+
+def names(node: UiNode) -> dict[str, str]:
+    """node id -> what a person calls it: "you", a peer's display name, a member's, else the short id."""
+    out = {m["node_id"]: m["display_name"] for m in node.members() if m["display_name"]}
+    out.update({p["node_id"]: p["display_name"] for p in node.status()["peers"] if p.get("display_name")})
+    out[node.node_id] = "you"
+    return out
+
 
 def short(node_id: str | None) -> str:
     """ed25519:AbCdEf… -> ed25519:AbCdEf (enough to tell nodes apart on a screen)."""
@@ -108,4 +118,53 @@ async def ask(node: UiNode, question: str, corpus: str | None = None, *, max_tok
     yield ans
 
 
-__all__ = ["Answer", "UiNode", "ask", "corpora", "short"]
+CATEGORIES = ("offer", "request", "info", "emergency")
+MARKET_LIMIT = 50
+
+
+async def market_posts(node: UiNode, *, category: str | None = None, query: str = "", mine: bool = False) -> list[dict[str, Any]]:
+    """Current posts, newest first, as market.list gives them (filters applied by the serving node)."""
+    req: dict[str, Any] = {"limit": MARKET_LIMIT}
+    if category:
+        req["category"] = category
+    if query.strip():
+        req["query"] = query.strip()[:200]
+    if mine:
+        req["author"] = node.node_id
+    return list((await node.bus.call("market.list", (1, 0), req, timeout=15))["posts"])
+
+
+async def market_post(node: UiNode, category: str, title: str, body: str = "") -> dict[str, Any]:
+    if not title.strip():
+        raise HearthNetError("bad_request", "a post needs a title")
+    return await node.bus.call("market.post", (1, 0), {"category": category, "title": title.strip(), "body": body.strip()}, timeout=30)
+
+
+async def market_expire(node: UiNode, post_id: str) -> dict[str, Any]:
+    return await node.bus.call("market.expire", (1, 0), {"post_id": post_id}, timeout=30)
+
+
+async def chat_history(node: UiNode, peer: str | None = None) -> dict[str, Any]:
+    """{"messages", "unread"}: with a peer, that conversation; without, every message (for the list)."""
+    return await node.bus.call("chat.history", (1, 0), {"peer": peer} if peer else {}, timeout=15)
+
+
+async def chat_send(node: UiNode, to: str, text: str) -> dict[str, Any]:
+    if not text.strip():
+        raise HearthNetError("bad_request", "write a message first")
+    return await node.bus.call("chat.send", (1, 0), {"to": to, "body": text}, timeout=30)
+
+
+async def chat_read(node: UiNode, peer: str) -> dict[str, Any]:
+    return await node.bus.call("chat.read", (1, 0), {"peer": peer}, timeout=15)
+
+
+def delivery(m: dict[str, Any]) -> str:
+    """Where a message is, as the sender sees it."""
+    if not m.get("mine"):
+        return "read" if m.get("read_at") else "new"
+    return "read" if m.get("read_at") else "delivered" if m.get("delivered_at") else "sent"
+
+
+__all__ = ["CATEGORIES", "Answer", "UiNode", "ask", "chat_history", "chat_read", "chat_send", "corpora", "delivery", "market_expire",
+           "market_post", "market_posts", "names", "short"]

@@ -118,6 +118,47 @@ def test_the_ui_in_a_browser(mesh, browser_env):
                 await page.get_by_role("tab", name="Mesh").click()
                 await page.wait_for_selector(f"#hn-mesh :text('{b.node_id[:16]}')", timeout=15000)  # the other node, live
 
+                # Chat: a message from a's UI arrives in b's, unread, and reads as read back on a.
+                await page.get_by_role("tab", name="Chat").click()
+                await page.wait_for_selector("#hn-chat-log :text('Choose someone')", timeout=20000)
+                await page.locator("#hn-chat-peer input").click()
+                await page.get_by_role("option", name="node-1", exact=False).click()
+                await page.fill("#hn-chat-text textarea", "The well key is at the bakery.")
+                await page.click("#hn-chat-send")
+                await _wait_text(page, "#hn-chat-log", "The well key is at the bakery.")
+                assert "error[" not in await page.inner_text("#hn-chat-line")
+                page_b = await ctx.new_page()
+                await page_b.goto(b.ui_url, wait_until="networkidle")
+                await page_b.get_by_role("tab", name="Chat").click()
+                deadline = time.monotonic() + 30
+                while True:  # sync brings it; the unread count shows in the list
+                    await page_b.locator("#hn-chat-peer input").click()
+                    if await page_b.get_by_role("option", name="1 new", exact=False).count():
+                        break
+                    assert time.monotonic() < deadline, "the message did not reach the other node's UI"
+                    await page_b.keyboard.press("Escape")
+                    await m.link()
+                    await page_b.click("#hn-chat-refresh")
+                    await page_b.wait_for_timeout(300)
+                await page_b.get_by_role("option", name="1 new", exact=False).click()
+                await _wait_text(page_b, "#hn-chat-log", "The well key is at the bakery.")
+                await page_b.screenshot(path=str(shots / "chat.png"), full_page=True)
+
+                # Market: a post from a's UI shows in b's.
+                await page.get_by_role("tab", name="Market").click()
+                await page.get_by_text("Post something").click()
+                await page.fill("#hn-post-title textarea, #hn-post-title input", "Bicycle pump to lend")
+                await page.click("#hn-post")
+                await _wait_text(page, "#hn-market", "Bicycle pump to lend")
+                await page_b.get_by_role("tab", name="Market").click()
+                deadline = time.monotonic() + 30
+                while not await _has(page_b, "#hn-market", "Bicycle pump to lend"):
+                    assert time.monotonic() < deadline, "the post did not reach the other node's UI"
+                    await m.link()
+                    await page_b.click("#hn-market-show")
+                    await page_b.wait_for_timeout(300)
+                await page_b.screenshot(path=str(shots / "market.png"), full_page=True)
+
                 # The phone page, on a phone-sized screen: no sideways scroll, big tap targets, a streamed answer.
                 phone = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
                 phone.on("request", lambda r: requests.append(r.url))
@@ -169,8 +210,16 @@ def test_the_ui_in_a_browser(mesh, browser_env):
     finally:
         uplink.down()
     assert _outside(CONNECTS) == [], _outside(CONNECTS)[:10]
-    assert {p.name for p in shots.iterdir()} >= {"ask.png", "mesh.png", "status.png", "phone-ask.png", "phone-market.png", "emergency.png"}
+    assert {p.name for p in shots.iterdir()} >= {"ask.png", "chat.png", "market.png", "mesh.png", "status.png", "phone-ask.png", "phone-market.png",
+                                                 "emergency.png"}
 
 
 async def _has(page, selector: str, text: str) -> bool:
     return text in await page.inner_text(selector)
+
+
+async def _wait_text(page, selector: str, text: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not await _has(page, selector, text):
+        assert time.monotonic() < deadline, f"{text!r} did not show in {selector}: {await page.inner_text(selector)!r}"
+        await page.wait_for_timeout(100)
