@@ -2,6 +2,7 @@
 # No `from __future__ import annotations` here: typer reads the real annotation objects.
 
 import base64
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,6 +46,24 @@ def _files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
     raise HearthNetError("not_found", f"{path}: no such file or directory")
+
+
+def _warm_embedder(node: str | None) -> None:
+    """Seeding runs right after a box starts, when the embedder is not loaded yet. On a slow box
+    (a Pi, an emulated VM) loading torch and the model takes longer than one call's deadline:
+    ask the mesh for one embedding first, patiently (the load goes on between attempts)."""
+
+    async def go(c: TransportClient, u: str) -> None:
+        deadline = time.monotonic() + C.EMBED_WARMUP_SECONDS
+        while True:
+            try:
+                await c.call_remote(u, "embed.text", "1.0", {"texts": ["warm-up"]}, timeout=C.EMBED_WARMUP_SECONDS, trace_id="", session_id=None)
+                return
+            except HearthNetError as exc:
+                if exc.code != "timeout" or time.monotonic() >= deadline:
+                    raise
+
+    _with_client(home(), node, go)
 
 
 def _ingest(docs: list[tuple[Path, str]], corpus: str, language: str, quiet: bool, node: str | None) -> list[dict[str, Any]]:
@@ -148,6 +167,8 @@ def seed_cmd(
             raise HearthNetError("not_found", f"{plan} has no corpus {', '.join(unknown)} (it has: {', '.join(c.corpus for c in p.corpora) or 'none'})")
         p = p.model_copy(update={"corpora": [c for c in p.corpora if c.corpus in only]})
     todo = corpora.collect(p, root if root is not None else plan.resolve().parent)
+    if any(sc.files for sc in todo):
+        _warm_embedder(node)
     report = []
     for sc in todo:
         done = _ingest([(f, f.stem) for f in sc.files], sc.corpus, sc.language, json_out, node) if sc.files else []
