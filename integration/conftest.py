@@ -98,7 +98,18 @@ class Mesh:
             for b in live:
                 if a is not b:
                     a.peers.seen(b.url, "static")
-        await asyncio.gather(*(a.refresh_peers() for a in live))
+        for _ in range(50):
+            await asyncio.gather(*(a.refresh_peers() for a in live))
+            if all(self._knows(a, b) for a in live for b in live if a is not b):
+                return
+            await asyncio.sleep(0.1)  # one refresh can lose a race under load (a timeout, an overlapping older manifest)
+
+    @staticmethod
+    def _knows(a: Node, b: Node) -> bool:
+        """a's registry holds every capability b serves itself."""
+        offered = {(e.name, e.version) for e in b.bus.registry.all_local()}
+        seen = {(e.name, e.version) for e in a.bus.registry.all() if not e.is_local and e.node_id == b.node_id}
+        return offered <= seen
 
     async def withdraw(self, node: Node, *names: str) -> None:
         """The node stops offering these capabilities (as a box without that model), and everyone hears of it."""

@@ -274,6 +274,16 @@ def build_gateway(node: GatewayNode) -> FastAPI:
         data = [{"object": "embedding", "index": i, "embedding": enc(v)} for i, v in enumerate(out["vectors"])]
         return JSONResponse({"object": "list", "data": data, "model": out["model"], "usage": {"prompt_tokens": 0, "total_tokens": 0}})
 
+    known = {r.path for r in app.routes if getattr(r, "path", "").startswith("/v1/")}
+
+    # Last under /v1: a wrong method or an unknown path still gets the gateway's error shape. Without
+    # it, Starlette would hand them to whatever is mounted at / beside the gateway (the Gradio UI).
+    @app.api_route("/v1/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"], include_in_schema=False)
+    async def elsewhere(request: Request, rest: str) -> Response:
+        if request.url.path in known:
+            raise HearthNetError("bad_request", f"{request.method} is not allowed on {request.url.path}")
+        raise HearthNetError("not_found", f"no gateway route {request.url.path}")
+
     return app
 
 
