@@ -147,6 +147,7 @@ CONFIG_FILE_NAME = "hearthnet.toml"
 NODE_KEY_FILE = "node.key"
 COMMUNITY_ROOT_KEY_FILE = "community-root.key"
 EVENT_DB_FILE = "events.db"
+UI_SCRATCH_DIR = "ui-scratch"  # in the data dir: what the web UI hands a browser (downloads, QR codes); emptied at start
 COMMUNITY_FILE = "community.json"  # the community this node belongs to: runtime state, kept out of the (rendered) config
 RUN_FILE = "run/node.json"  # written by a running node, read by the CLI (Home.read_run_file)
 ENV_HOME = "HEARTHNET_HOME"

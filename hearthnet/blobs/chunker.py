@@ -109,6 +109,13 @@ def verify_chunk(data: bytes, expected_cid: str, *, code: str = "bad_request") -
         raise HearthNetError(code, f"chunk hash mismatch: expected {expected_cid}, got {got}", cid=expected_cid)
 
 
+def local_name(label: str | None, cid: str) -> str:
+    """Where a fetched blob may be written, from its label (a label, never a path): the label's
+    last part; the CID's first hex digits when that is empty, a dot name or hidden."""
+    name = (label or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    return cid.split(":", 1)[1][:16] if name in ("", ".", "..") or name.startswith(".") else name[:255]
+
+
 def chunk_blob(data: bytes, *, chunk_size: int = C.CHUNK_SIZE_BYTES, mime_type: str | None = None,
                filename: str | None = None) -> tuple[BlobManifest, list[memoryview]]:
     """The manifest and the chunks (views into `data`, not copies: hashing a large blob stays at blake3's speed)."""
@@ -118,4 +125,4 @@ def chunk_blob(data: bytes, *, chunk_size: int = C.CHUNK_SIZE_BYTES, mime_type: 
     return BlobManifest(len(data), chunk_size, refs, mime_type, filename), parts
 
 
-__all__ = ["CID_RE", "BlobManifest", "ChunkRef", "check_cid", "chunk_blob", "manifest_from_dict", "manifest_of_file", "verify_chunk"]
+__all__ = ["CID_RE", "BlobManifest", "ChunkRef", "check_cid", "chunk_blob", "local_name", "manifest_from_dict", "manifest_of_file", "verify_chunk"]

@@ -1,7 +1,6 @@
 """Files on the mesh: put, get, list, unpin (through the running node)."""
 # No `from __future__ import annotations` here: typer reads the real annotation objects.
 
-import asyncio
 import base64
 import contextlib
 from pathlib import Path
@@ -10,21 +9,18 @@ from typing import Annotated, Any
 import typer
 from rich.progress import Progress
 
-from hearthnet import constants as C
-from hearthnet.blobs.chunker import BlobManifest, ChunkRef, check_cid, verify_chunk
-from hearthnet.blobs.transfer import CHUNK_PATH
+from hearthnet.blobs.chunker import check_cid, local_name, verify_chunk
 from hearthnet.cli.app import JsonOpt, app, command, emit_json, home, make_console, progress, table
 from hearthnet.cli.commands_mesh import NodeOpt, _codes, _with_client, call_node
 from hearthnet.errors import HearthNetError
-from hearthnet.identity.canonical import blake3_hex
 from hearthnet.storage import atomic_file, translate_os_errors
+from hearthnet.transport.blob_upload import upload_file
 from hearthnet.transport.client import TransportClient
 
 console = make_console()
 file_app = typer.Typer(help="Files shared on the mesh: stored as content-addressed blobs, fetched from every node that has them.",
                        no_args_is_help=True)
 app.add_typer(file_app, name="file")
-UPLOADS_IN_FLIGHT = 4
 
 
 def _frame_error(data: dict[str, Any]) -> HearthNetError:
@@ -50,52 +46,15 @@ def put_cmd(
 
 
 async def upload(c: TransportClient, u: str, path: Path, *, advertise: bool = True, quiet: bool = False) -> dict[str, Any]:
-    """Cut a file into chunks, upload them raw to the node (a few at a time, with a progress bar),
-    then have it store, pin and (by default) advertise the manifest. Returns file.put's answer."""
-    refs: list[ChunkRef] = []
-    sem = asyncio.Semaphore(UPLOADS_IN_FLIGHT)
-    uploads: list[asyncio.Task[Any]] = []
-    with progress(quiet=quiet) as bar, translate_os_errors(f"cannot read {path}"), path.open("rb") as fh:
+    """upload_file with a progress bar. Returns file.put's answer."""
+    with progress(quiet=quiet) as bar:
         task = bar.add_task(path.name[:40], total=path.stat().st_size)
-
-        async def one(cid: str, data: bytes) -> None:
-            try:
-                await c.put_bytes(u, CHUNK_PATH + cid, data, timeout=120)
-            finally:
-                sem.release()
-            bar.advance(task, len(data))
-
-        try:
-            while True:
-                data = fh.read(C.CHUNK_SIZE_BYTES)
-                if not data and refs:
-                    break
-                cid = blake3_hex(data)
-                refs.append(ChunkRef(len(refs), cid, len(data)))
-                await sem.acquire()
-                failed = next((t for t in uploads if t.done() and t.exception()), None)
-                if failed is not None:
-                    raise failed.exception()  # type: ignore[misc]
-                uploads.append(asyncio.create_task(one(cid, data)))
-                if not data:
-                    break  # an empty file is one empty chunk
-            await asyncio.gather(*uploads)
-        finally:
-            for t in uploads:
-                t.cancel()
-    manifest = BlobManifest(sum(r.size_bytes for r in refs), C.CHUNK_SIZE_BYTES, tuple(refs), None, path.name)
-    return await c.call_remote(u, "file.put", "1.0", {"manifest": manifest.as_dict(), "advertise": advertise},
-                               timeout=120, trace_id="", session_id=None)
+        return await upload_file(c, u, path, advertise=advertise, on_bytes=lambda n: bar.advance(task, n))
 
 
 def _target(out: Path, label: str | None, cid: str) -> Path:
-    """Where `get` writes: --out itself, or inside it when it is a directory (named by the label's last part)."""
-    if not out.is_dir():
-        return out
-    name = (label or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
-    if name in ("", ".", "..") or name.startswith("."):
-        name = cid.split(":", 1)[1][:16]
-    return out / name
+    """Where `get` writes: --out itself, or inside it when it is a directory (named after the label)."""
+    return out / local_name(label, cid) if out.is_dir() else out
 
 
 @command("get", group=file_app)

@@ -10,6 +10,7 @@ loads from a CDN is used.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from hearthnet.ui import calls
@@ -20,7 +21,7 @@ os.environ.setdefault("GRADIO_TELEMETRY_ENABLED", "False")
 
 import gradio as gr  # noqa: E402 - after the environment above
 
-from hearthnet.ui.tabs import ask, chat, market, mesh, status  # noqa: E402 - they import gradio
+from hearthnet.ui.tabs import ask, chat, community, files, market, mesh, status  # noqa: E402 - they import gradio
 
 STATUS_EVERY_S = 5
 FONTS = ["system-ui", "-apple-system", "Segoe UI", "sans-serif"]
@@ -65,7 +66,8 @@ def _esc(text: str) -> str:
     return html.escape(str(text))
 
 
-def build_blocks(node: calls.UiNode) -> Any:
+def build_blocks(node: calls.UiNode, scratch: Path) -> Any:
+    """The page; `scratch` holds what the page hands the browser (downloads, QR codes)."""
     with gr.Blocks(title="HearthNet", analytics_enabled=False) as blocks:
         timer = gr.Timer(STATUS_EVERY_S)
         top = gr.HTML(lambda: banner(node), elem_id="hn-banner")
@@ -74,14 +76,16 @@ def build_blocks(node: calls.UiNode) -> Any:
             ask.build(node)
             chat.build(node)
             market.build(node)
+            files.build(node, scratch)
+            community.build(node, scratch)
             mesh.build(node, timer)
             status.build(node, timer)
     return blocks
 
 
-def mount(app: Any, node: calls.UiNode) -> Any:
+def mount(app: Any, node: calls.UiNode, scratch: Path) -> Any:
     """The Gradio app at / of the listener's FastAPI app (its queue starts from the app's lifespan)."""
-    return gr.mount_gradio_app(app, build_blocks(node), path="/", ssr_mode=False, theme=theme(), css=CSS, footer_links=[], pwa=False,
+    return gr.mount_gradio_app(app, build_blocks(node, scratch), path="/", allowed_paths=[str(scratch)], ssr_mode=False, theme=theme(), css=CSS, footer_links=[], pwa=False,
                                mcp_server=False, show_error=False, enable_monitoring=False)
 
 

@@ -3,15 +3,23 @@ implementation of each, so both show the same thing."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ulid import ULID
 
+from hearthnet.blobs.chunker import check_cid, local_name, verify_chunk
 from hearthnet.bus import CapabilityBus
 from hearthnet.errors import ERRORS, HearthNetError
+from hearthnet.storage import atomic_file, translate_os_errors
+from hearthnet.transport.blob_upload import upload_file
+from hearthnet.transport.client import TransportClient
+from hearthnet.transport.tls import pin_first_contact
 
 ASK_MAX_TOKENS = 256
 GROUNDING_HITS = 4
@@ -22,6 +30,8 @@ class UiNode(Protocol):
 
     bus: CapabilityBus
     node_id: str
+    client: TransportClient  # signed with the node's own key: uploads go to its chunk endpoint, as the CLI's do
+    url: str
 
     def status(self) -> dict[str, Any]: ...
 
@@ -166,5 +176,96 @@ def delivery(m: dict[str, Any]) -> str:
     return "read" if m.get("read_at") else "delivered" if m.get("delivered_at") else "sent"
 
 
+FILES_LIMIT = 200
+Progress = Callable[[int, int], None]  # (bytes so far, total bytes)
+
+
+async def files(node: UiNode, query: str = "") -> list[dict[str, Any]]:
+    """Files advertised on the mesh and held by this node (file.list)."""
+    body: dict[str, Any] = {"limit": FILES_LIMIT}
+    if query.strip():
+        body["query"] = query.strip()[:200]
+    return list((await node.bus.call("file.list", (1, 0), body, timeout=15))["files"])
+
+
+async def file_share(node: UiNode, path: Path, name: str, progress: Progress | None = None) -> dict[str, Any]:
+    """Put a local file on this node (pinned) and advertise it; `progress` follows the chunks."""
+    with translate_os_errors(f"cannot read {name}"):
+        total = path.stat().st_size
+    sent = [0]
+
+    def step(n: int) -> None:
+        sent[0] += n
+        if progress is not None:
+            progress(sent[0], total)
+
+    if node.url.startswith("https://"):
+        await pin_first_contact(node.client, node.url)  # the node's own certificate, checked like any peer's
+    return await upload_file(node.client, node.url, path, filename=Path(name).name[:255] or None, on_bytes=step)
+
+
+async def file_download(node: UiNode, cid: str, into: Path, progress: Progress | None = None) -> Path:
+    """Fetch a file onto this node from every node that advertises it (file.fetch), then read it
+    through the bus into `into` under its own name, every chunk checked against its CID."""
+    cid = cid.strip()
+    check_cid(cid)
+    async for frame in node.bus.stream("file.fetch", (1, 0), {"cid": cid}, timeout=3600):
+        d = frame.get("data") or {}
+        if frame.get("event") == "error":
+            raise HearthNetError(d.get("code") if d.get("code") in ERRORS else "internal", str(d.get("message", "the fetch failed")))
+        if frame.get("event") == "progress" and progress is not None:
+            progress(int(d.get("bytes", 0)), 0)
+    target: Path | None = None
+    total = done = 0
+    with contextlib.ExitStack() as stack:
+        fh = None
+        async for frame in node.bus.stream("file.read", (1, 0), {"cid": cid}, timeout=3600):
+            ev, d = frame.get("event"), frame.get("data") or {}
+            if ev == "error":
+                raise HearthNetError(d.get("code") if d.get("code") in ERRORS else "internal", str(d.get("message", "the read failed")))
+            if ev == "manifest":
+                target = into / local_name(d.get("filename"), cid)
+                total = int(d.get("size_bytes") or 0)
+                fh = stack.enter_context(atomic_file(target))
+            elif ev == "chunk" and fh is not None:
+                data = base64.b64decode(d["data_b64"])
+                verify_chunk(data, d["cid"])
+                with translate_os_errors(f"cannot write {target}"):
+                    fh.write(data)
+                done += len(data)
+                if progress is not None:
+                    progress(done, total)
+        if target is None:
+            raise HearthNetError("internal", "file.read ended without a manifest")
+    return target
+
+
+async def invite(node: UiNode, node_id: str, level: str = "member", ttl_seconds: int = 86400) -> dict[str, Any]:
+    """An invite for one node id (community.invite on this node, signed with its key)."""
+    return await node.bus.call("community.invite", (1, 0), {"node_id": node_id.strip(), "level": level, "ttl_seconds": ttl_seconds}, timeout=30)
+
+
+async def member_change(node: UiNode, action: str, node_id: str, level: str = "member", reason: str = "") -> dict[str, Any]:
+    """promote, demote or revoke a member (this node signs; co-signatures as the policy asks)."""
+    if action == "revoke":
+        return await node.bus.call("community.revoke", (1, 0), {"node_id": node_id, "reason": reason[:500]}, timeout=30)
+    if action not in ("promote", "demote"):
+        raise HearthNetError("bad_request", f"no member action {action!r}")
+    return await node.bus.call(f"community.{action}", (1, 0), {"node_id": node_id, "level": level}, timeout=30)
+
+
+async def moderation(node: UiNode) -> list[dict[str, Any]]:
+    """What trusted members hid, with their reasons (moderation.list)."""
+    return list((await node.bus.call("moderation.list", (1, 0), {}, timeout=15))["hidden"])
+
+
+async def moderate(node: UiNode, hide: bool, kind: str, target: str, reason: str) -> dict[str, Any]:
+    if not target.strip() or not reason.strip():
+        raise HearthNetError("bad_request", "name the post id or file CID, and say why")
+    body = {"kind": kind, "target": target.strip(), "reason": reason.strip()}
+    return await node.bus.call("moderation.hide" if hide else "moderation.unhide", (1, 0), body, timeout=30)
+
+
 __all__ = ["CATEGORIES", "Answer", "UiNode", "ask", "chat_history", "chat_read", "chat_send", "corpora", "delivery", "market_expire",
-           "market_post", "market_posts", "names", "short"]
+           "market_post", "market_posts", "names", "short", "files", "file_share", "file_download", "invite", "member_change", "moderation",
+           "moderate"]

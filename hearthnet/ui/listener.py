@@ -5,11 +5,15 @@ and the Gradio app at / (when the `ui` extra is installed), all behind the acces
 from __future__ import annotations
 
 import importlib.util
+import shutil
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 
+from hearthnet import constants as C
 from hearthnet.gateway.apikeys import ApiKeyStore
+from hearthnet.storage import translate_os_errors
 from hearthnet.gateway.openai_api import GatewayNode, build_gateway
 from hearthnet.ui import calls
 from hearthnet.ui.access import Access, login_routes
@@ -24,6 +28,15 @@ def gradio_installed() -> bool:
     return importlib.util.find_spec("gradio") is not None
 
 
+def _scratch(data_dir: Path) -> Path:
+    """The UI's scratch folder, emptied: nothing a browser was handed outlives the run."""
+    d = data_dir / C.UI_SCRATCH_DIR
+    shutil.rmtree(d, ignore_errors=True)
+    with translate_os_errors(f"cannot create {d}"):
+        d.mkdir(mode=0o700, parents=True)
+    return d
+
+
 def build_listener(node: ListenerNode) -> Any:
     ui = node.config.ui
     app = build_gateway(node) if ui.gateway_enabled else FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
@@ -35,7 +48,7 @@ def build_listener(node: ListenerNode) -> Any:
     if gradio_installed():
         from hearthnet.ui.app import mount
 
-        app = mount(app, node)
+        app = mount(app, node, _scratch(node.config.data_dir))
     else:
         node.log_warning("ui.enabled, but the ui extra is not installed (pip install 'hearthnet[ui]'): serving the phone page /mobile/ only")
 

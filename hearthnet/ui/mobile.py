@@ -31,6 +31,11 @@ class AskBody(_Body):
     corpus: str | None = Field(None, max_length=64)
 
 
+class ChatBody(_Body):
+    to: str = Field(pattern=r"^ed25519:[A-Za-z0-9_-]{43}$")
+    text: str = Field(min_length=1, max_length=4000)
+
+
 class PostBody(_Body):
     category: str = Field(pattern=r"^(offer|request|info|emergency)$")
     title: str = Field(min_length=1, max_length=200)
@@ -113,6 +118,32 @@ def mount_mobile(app: FastAPI, node: calls.UiNode) -> None:
         except HearthNetError as exc:
             return _err(exc)
         return JSONResponse({"post_id": out["post_id"], "expires_at": out["expires_at"]})
+
+    @app.get("/mobile/api/chat")
+    async def chat(peer: str = "") -> JSONResponse:
+        """Without a peer: the people to talk to, with unread counts; with one: that conversation (now read)."""
+        try:
+            if peer:
+                await calls.chat_read(node, peer)
+            hist = await calls.chat_history(node, peer or None)
+        except HearthNetError as exc:
+            return _err(exc)
+        known = calls.names(node)
+        people = [{"node_id": m["node_id"], "name": m["display_name"] or known.get(m["node_id"]) or calls.short(m["node_id"]),
+                   "unread": hist["unread"].get(m["node_id"], 0)}
+                  for m in node.members() if m["node_id"] != node.node_id and not m["revoked"] and not m.get("root")]
+        msgs = [{"mine": m["mine"], "text": m.get("body") if m.get("body") is not None else f"({m.get('error', 'cannot be opened')})",
+                 "at": m["sent_at"][11:16], "state": calls.delivery(m)} for m in hist["messages"]] if peer else []
+        return JSONResponse({"people": people, "messages": msgs})
+
+    @app.post("/mobile/api/chat")
+    async def chat_send(request: Request) -> JSONResponse:
+        try:
+            body = await _parse(request, ChatBody)
+            out = await calls.chat_send(node, body.to, body.text)
+        except HearthNetError as exc:
+            return _err(exc)
+        return JSONResponse({"msg_id": out.get("msg_id"), "delivery": out.get("delivery")})
 
     app.mount("/mobile", StaticFiles(directory=STATIC, html=True), name="mobile")
 

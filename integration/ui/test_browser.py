@@ -18,12 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from hearthnet.identity import keys
 from probe_servers import Http
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 TIMING = {"probe_interval_online": 0.3, "probe_interval_offline": 0.15, "probe_timeout_seconds": 0.3, "debounce_seconds": 0.8}
+ARTIFACTS = os.environ.get("HEARTHNET_ARTIFACTS")  # read at import: the suite's autouse fixture clears HEARTHNET_* before a test
 CONNECTS: list[object] = []
 _AUDITING = [False]
 
@@ -55,7 +57,7 @@ def browser_env(monkeypatch, tmp_path):
     pytest.importorskip("playwright")
     pytest.importorskip("gradio")
     monkeypatch.setenv("HEARTHNET_UI__ENABLED", "true")
-    shots = Path(os.environ.get("HEARTHNET_ARTIFACTS") or tmp_path) / "ui-screens"
+    shots = Path(ARTIFACTS or tmp_path) / "ui-screens"
     shots.mkdir(parents=True, exist_ok=True)
     CONNECTS.clear()
     _AUDITING[0] = True
@@ -159,6 +161,50 @@ def test_the_ui_in_a_browser(mesh, browser_env):
                     await page_b.wait_for_timeout(300)
                 await page_b.screenshot(path=str(shots / "market.png"), full_page=True)
 
+                # Files: a file shared from a's browser is downloaded, byte for byte, in b's.
+                shared = shots / "harvest-notes.txt"
+                shared.write_bytes(b"Potatoes: 40 kg. Beans: 12 kg.\n" * 20000)  # ~620 KB: several chunks
+                await page.get_by_role("tab", name="Files").click()
+                await page.set_input_files("#hn-file-up input[type=file]", str(shared))
+                await page.wait_for_selector("#hn-file-up :text('harvest-notes.txt')", timeout=20000)
+                await page.click("#hn-file-share")
+                await _wait_text(page, "#hn-file-line", "shared", 60)
+                line = await page.inner_text("#hn-file-line")
+                cid = line.split("`")[1] if "`" in line else line.rsplit(" ", 1)[-1]
+                assert cid.startswith("blake3:"), line
+                await _wait_text(page, "#hn-files", "harvest-notes.txt")
+                await page.screenshot(path=str(shots / "files.png"), full_page=True)
+                await page_b.get_by_role("tab", name="Files").click()
+                await page_b.fill("#hn-file-cid input, #hn-file-cid textarea", cid)
+                deadline = time.monotonic() + 30
+                while True:  # b learns of the advert by sync; until then the fetch finds no source
+                    await page_b.click("#hn-file-get")
+                    await page_b.wait_for_function("""() => { const t = document.querySelector('#hn-file-line').innerText;
+                        return t.includes('downloaded') || t.includes('error['); }""", timeout=60000)
+                    if "downloaded" in await page_b.inner_text("#hn-file-line"):
+                        break
+                    assert time.monotonic() < deadline, await page_b.inner_text("#hn-file-line")
+                    await m.link()
+                    await page_b.evaluate("document.querySelector('#hn-file-line').innerText = ''")
+                async with page_b.expect_download() as dl:
+                    await page_b.click("#hn-file-got a")
+                got = await (await dl.value).path()
+                assert Path(got).read_bytes() == shared.read_bytes()
+                await page_b.screenshot(path=str(shots / "files-download.png"), full_page=True)
+
+                # Community: the members, and an invite for a new box with its QR code.
+                await page.get_by_role("tab", name="Community").click()
+                await _wait_text(page, "#hn-members", "anchor")
+                await page.get_by_text("Invite a box").click()
+                newcomer = keys.generate().node_id
+                await page.fill("#hn-invite-node input, #hn-invite-node textarea", newcomer)
+                await page.click("#hn-invite-make")
+                await page.wait_for_selector("#hn-invite-qr img", timeout=20000)
+                text = await page.input_value("#hn-invite-text textarea")
+                assert text.startswith("hearthnet://v1/"), text
+                assert "error[" not in await page.inner_text("#hn-community-line")
+                await page.screenshot(path=str(shots / "community.png"), full_page=True)
+
                 # The phone page, on a phone-sized screen: no sideways scroll, big tap targets, a streamed answer.
                 phone = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
                 phone.on("request", lambda r: requests.append(r.url))
@@ -193,6 +239,17 @@ def test_the_ui_in_a_browser(mesh, browser_env):
                     await other.wait_for_timeout(300)
                 await other.screenshot(path=str(shots / "phone-market.png"), full_page=True)
 
+                # Chat on a's phone page: a message to b, shown in the conversation with its state.
+                await mp.click("nav button[data-view=chat]")
+                await mp.wait_for_function("document.querySelectorAll('#peer option').length > 1", timeout=20000)
+                await mp.select_option("#peer", b.node_id)
+                await mp.wait_for_selector("#messages li", timeout=20000)  # the conversation from the Chat tab
+                await mp.fill("#message", "Bread is ready at six.")
+                await mp.click("#chat-form button[type=submit]")
+                await mp.wait_for_selector("#messages li.mine:has-text('Bread is ready at six.')", timeout=20000)
+                assert not (await mp.inner_text("#error")).strip()
+                await mp.screenshot(path=str(shots / "phone-chat.png"), full_page=True)
+
                 # Offline: the probe target goes away and the page turns by itself.
                 await page.get_by_role("tab", name="Ask").click()
                 uplink.down()
@@ -210,8 +267,8 @@ def test_the_ui_in_a_browser(mesh, browser_env):
     finally:
         uplink.down()
     assert _outside(CONNECTS) == [], _outside(CONNECTS)[:10]
-    assert {p.name for p in shots.iterdir()} >= {"ask.png", "chat.png", "market.png", "mesh.png", "status.png", "phone-ask.png", "phone-market.png",
-                                                 "emergency.png"}
+    assert {p.name for p in shots.iterdir()} >= {"ask.png", "chat.png", "market.png", "files.png", "community.png", "mesh.png", "status.png",
+                                                 "phone-ask.png", "phone-market.png", "phone-chat.png", "emergency.png"}
 
 
 async def _has(page, selector: str, text: str) -> bool:

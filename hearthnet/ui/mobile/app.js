@@ -1,4 +1,4 @@
-// The phone page: Ask (a streamed answer) and Market, through /mobile/api/ (the node's bus).
+// The phone page: Ask (a streamed answer), Chat and Market, through /mobile/api/ (the node's bus).
 "use strict";
 const $ = (id) => document.getElementById(id);
 const showError = (text) => { $("error").textContent = text || ""; };
@@ -91,15 +91,49 @@ async function post(ev) {
   } catch (e) { showError(errorLine(e)); }
 }
 
+async function loadChat() {
+  showError("");
+  const peer = $("peer").value;
+  try {
+    const {people, messages} = await getJSON("/mobile/api/chat?peer=" + encodeURIComponent(peer));
+    $("peer").replaceChildren(new Option("choose someone", ""), ...people.map((p) =>
+      new Option(p.name + (p.unread ? ` · ${p.unread} new` : ""), p.node_id, false, p.node_id === peer)));
+    $("messages").replaceChildren(...messages.map((m) => {
+      const li = document.createElement("li");
+      li.className = m.mine ? "mine" : "theirs";
+      const meta = document.createElement("div"); meta.className = "muted";
+      meta.textContent = `${m.mine ? "you" : "them"} · ${m.at} · ${m.state}`;
+      const text = document.createElement("div"); text.textContent = m.text;
+      li.append(meta, text);
+      return li;
+    }));
+  } catch (e) { showError(errorLine(e)); }
+}
+
+async function send(ev) {
+  ev.preventDefault();
+  showError("");
+  if (!$("peer").value) { showError("choose someone to talk to first"); return; }
+  try {
+    await getJSON("/mobile/api/chat", {method: "POST", headers: {"content-type": "application/json"},
+      body: JSON.stringify({to: $("peer").value, text: $("message").value})});
+    $("message").value = "";
+    await loadChat();
+  } catch (e) { showError(errorLine(e)); }
+}
+
 for (const b of document.querySelectorAll("nav button")) {
   b.addEventListener("click", () => {
     for (const other of document.querySelectorAll("nav button")) other.classList.toggle("on", other === b);
     for (const s of document.querySelectorAll("main section")) s.hidden = s.id !== b.dataset.view;
     if (b.dataset.view === "market") loadMarket();
+    if (b.dataset.view === "chat") loadChat();
   });
 }
 $("ask-form").addEventListener("submit", ask);
 $("market-search").addEventListener("submit", loadMarket);
 $("market-post").addEventListener("submit", post);
+$("peer").addEventListener("change", loadChat);
+$("chat-form").addEventListener("submit", send);
 loadStatus(); loadCorpora();
 setInterval(loadStatus, 15000);
