@@ -4,6 +4,9 @@
 import asyncio
 import json
 import sys
+import threading
+import time
+from pathlib import Path
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
@@ -41,15 +44,39 @@ def call_node(name: str, body: dict[str, Any], node: str | None, timeout: float 
 def run_cmd(
     host: Annotated[str | None, typer.Option("--host", help="Listen address (default: transport.host).")] = None,
     port: Annotated[int | None, typer.Option("--port", min=0, max=65535, help="Listen port (default: transport.port; 0 = any free).")] = None,
+    seed: Annotated[list[str] | None, typer.Option("--seed", metavar="PRESET", help="Once the node is up, seed this corpus preset "
+                                                   "into it (e.g. hearthnet_docs), as `rag seed` would; repeatable, idempotent.")] = None,
 ) -> None:
     """Run the node in the foreground (logs as JSON lines on stderr) until SIGTERM or Ctrl-C."""
     from hearthnet.node import Node
     from hearthnet.observability import logging as hlog
 
     h = home()
+    plan = None
+    if seed:
+        from hearthnet.provision import corpora
+
+        plan = corpora.Plan.model_validate(corpora.plan_doc(seed))  # an unknown preset is refused before the node starts
     hlog.configure(h.config.observability.log_level, h.config.path(h.config.observability.log_dir))
     node = Node(h, host=host, port=port)
+    if plan is not None:
+        threading.Thread(target=_seed_when_up, args=(node, plan), name="seed", daemon=True).start()
     asyncio.run(node.serve())
+
+
+def _seed_when_up(node: Any, plan: Any) -> None:
+    """Seed the plan's corpora through the node's own API once it serves (a thread beside its loop)."""
+    from hearthnet.cli.commands_rag import seed_plan
+
+    while not node.ready or node.home.read_run_file() is None:  # the CLI's client finds the node by its run file
+        time.sleep(0.2)
+    try:
+        report = seed_plan(plan, Path.cwd(), True, None)
+    except HearthNetError as exc:
+        node.logger.warning("seeding failed", extra={"code": exc.code, "reason": exc.message})
+        return
+    for r in report:
+        node.logger.info("corpus seeded", extra={"corpus": r["corpus"], "added": r["added"], "already": r["already"], "chunks": r["chunks"]})
 
 
 @command("ready")

@@ -150,6 +150,20 @@ def reindex_cmd(corpus: Annotated[str, typer.Argument(help="Corpus name.")], jso
     console.print(f"{out['corpus']}: {out['documents']} documents, {out['chunks']} chunks with {out['model']}")
 
 
+def seed_plan(p: corpora.Plan, root: Path, quiet: bool, node: str | None) -> list[dict[str, Any]]:
+    """Ingest what a plan lists into the node's corpora; a report per corpus (added, already there, skipped)."""
+    todo = corpora.collect(p, root)
+    if any(sc.files for sc in todo):
+        _warm_embedder(node)
+    report = []
+    for sc in todo:
+        done = _ingest([(f, f.stem) for f in sc.files], sc.corpus, sc.language, quiet, node) if sc.files else []
+        report.append({"corpus": sc.corpus, "added": sum(1 for r in done if r["added"]), "already": sum(1 for r in done if not r["added"]),
+                       "chunks": sum(r["chunks_indexed"] for r in done if r["added"]),
+                       "skipped": [{"file": str(f), "reason": why} for f, why in sc.skipped]})
+    return report
+
+
 @command("seed", group=rag_app)
 def seed_cmd(
     plan: Annotated[Path, typer.Option("--plan", help="corpora.json from render-profile.")],
@@ -166,15 +180,7 @@ def seed_cmd(
         if unknown:
             raise HearthNetError("not_found", f"{plan} has no corpus {', '.join(unknown)} (it has: {', '.join(c.corpus for c in p.corpora) or 'none'})")
         p = p.model_copy(update={"corpora": [c for c in p.corpora if c.corpus in only]})
-    todo = corpora.collect(p, root if root is not None else plan.resolve().parent)
-    if any(sc.files for sc in todo):
-        _warm_embedder(node)
-    report = []
-    for sc in todo:
-        done = _ingest([(f, f.stem) for f in sc.files], sc.corpus, sc.language, json_out, node) if sc.files else []
-        report.append({"corpus": sc.corpus, "added": sum(1 for r in done if r["added"]), "already": sum(1 for r in done if not r["added"]),
-                       "chunks": sum(r["chunks_indexed"] for r in done if r["added"]),
-                       "skipped": [{"file": str(f), "reason": why} for f, why in sc.skipped]})
+    report = seed_plan(p, root if root is not None else plan.resolve().parent, json_out, node)
     if json_out:
         emit_json(report)
         return
