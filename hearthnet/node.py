@@ -122,6 +122,41 @@ async def _shut(server: uvicorn.Server, task: asyncio.Task[Any]) -> None:
         await asyncio.wait_for(task, 10)
 
 
+async def first_run(home: Home, *, handle_signals: bool = True) -> bool:
+    """Serve the first-run screen (hearthnet.ui.first_run) on the UI's address until this node
+    belongs to a community (True) or SIGTERM/SIGINT stops it first (False). Creates the node's
+    identity if it has none, so the screen can show the node id an inviter needs."""
+    from hearthnet.ui.first_run import build_first_run
+
+    if not home.key_path.exists():
+        home.init()
+    ui = home.config.ui
+    sock = bind_socket(ui.host, ui.port, "set ui.port")
+    joined, stop = asyncio.Event(), asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if handle_signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    server, task = await _serve(build_first_run(home, joined.set), sock, {})
+    host, port = sock.getsockname()[:2]
+    hlog.get_logger("node").warning("no community yet: serving the first-run page", extra={
+        "ui_url": f"http://{'127.0.0.1' if is_wildcard(host) else host}:{port}/"})
+    try:
+        waits = [asyncio.ensure_future(e.wait()) for e in (joined, stop)]
+        await asyncio.wait([*waits, task], return_when=asyncio.FIRST_COMPLETED)
+        for w in waits:
+            w.cancel()
+        if task.done():
+            task.result()  # the server died: say why
+        await asyncio.sleep(0.5)  # the answer that says "joined" reaches the browser before the port closes
+    finally:
+        await _shut(server, task)
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+    return joined.is_set()
+
+
 def local_address() -> str:
     """The address of the interface that routes outward (no packet is sent)."""
     with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:

@@ -58,6 +58,13 @@ def run_cmd(
 
         plan = corpora.Plan.model_validate(corpora.plan_doc(seed))  # an unknown preset is refused before the node starts
     hlog.configure(h.config.observability.log_level, h.config.path(h.config.observability.log_dir))
+    if h.community_id is None and h.config.ui.enabled:
+        from hearthnet.node import first_run
+
+        # No community yet: the UI serves the first-run screen until someone creates or joins one here.
+        if not asyncio.run(first_run(h)):
+            return
+        h = home()
     node = Node(h, host=host, port=port)
     if plan is not None:
         threading.Thread(target=_seed_when_up, args=(node, plan), name="seed", daemon=True).start()
