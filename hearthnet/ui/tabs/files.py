@@ -43,15 +43,15 @@ def _tracker(progress: gr.Progress, what: str) -> calls.Progress:
 
 def build(node: calls.UiNode, downloads: Path) -> None:
     with gr.Tab("Files", id="files") as tab:
-        with gr.Row():
-            upload = gr.File(label="Share a file with the mesh", file_count="single", elem_id="hn-file-up", scale=3, height=180)
-            with gr.Column(scale=1, min_width=120):
-                gr.Markdown("Stored and kept on this node, offered to every member by its CID.", elem_classes=["hn-meta"])
-                share = gr.Button("Share", variant="primary", elem_id="hn-file-share")
+        with gr.Row(equal_height=True):
+            upload = gr.File(label="Share a file with the mesh (stored and kept on this node, offered to every member by its CID)",
+                             file_count="single", elem_id="hn-file-up", scale=3)
+            share = gr.Button("Share", variant="primary", elem_id="hn-file-share", scale=1, min_width=120)
         with gr.Row(equal_height=True):
             query = gr.Textbox(label="Search by name", elem_id="hn-file-q", scale=3)
             show = gr.Button("Show", elem_id="hn-file-show", scale=1, min_width=120)
-        listing = gr.Dataframe(headers=HEADERS, interactive=False, wrap=True, elem_id="hn-files")
+        listing = gr.Dataframe(headers=HEADERS, interactive=False, wrap=True, column_widths=["22%", "10%", "14%", "12%", "42%"],
+                               elem_id="hn-files")
         with gr.Row(equal_height=True):
             cid = gr.Textbox(label="CID to download (or pick a row above)", placeholder="blake3:…", elem_id="hn-file-cid", scale=3)
             get = gr.Button("Download", elem_id="hn-file-get", scale=1, min_width=120)
