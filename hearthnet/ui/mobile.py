@@ -92,7 +92,8 @@ def mount_mobile(app: FastAPI, node: calls.UiNode) -> None:
                     yield _sse("token", {"t": ans.text[sent:]})
                     sent = len(ans.text)
                 if ans.done:
-                    yield _sse("done", {"node": calls.short(ans.node), "ms": ans.ms, "model": ans.model, "error": ans.error,
+                    name = calls.names(node).get(ans.node or "")
+                    yield _sse("done", {"node": calls.short(ans.node), "name": "this node" if name == "you" else name, "ms": ans.ms, "model": ans.model, "error": ans.error,
                                         "citations": ans.citations})
 
         return StreamingResponse(events(), media_type="text/event-stream", headers={"cache-control": "no-cache", "x-accel-buffering": "no"})

@@ -56,7 +56,7 @@ async function ask(ev) {
       else if (event === "done") {
         if (data.error) showError(data.error);
         const cites = (data.citations || []).map((c) => `[${c.n}] ${c.title}`).join(" ");
-        $("answer-meta").textContent = `answered by ${data.node} in ${(data.ms / 1000).toFixed(1)} s` + (data.model ? ` · ${data.model}` : "") +
+        $("answer-meta").textContent = `answered by ${data.name ? `${data.name} (${data.node})` : data.node} in ${(data.ms / 1000).toFixed(1)} s` + (data.model ? ` · ${data.model}` : "") +
           (cites ? ` · ${cites}` : "");
       }
     }

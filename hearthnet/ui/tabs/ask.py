@@ -9,10 +9,12 @@ import gradio as gr
 from hearthnet.ui import calls
 
 
-def _answer_md(ans: calls.Answer) -> tuple[str, str]:
+def _answer_md(node: calls.UiNode, ans: calls.Answer) -> tuple[str, str]:
     meta = ""
     if ans.done:
-        who = f"answered by `{calls.short(ans.node)}`" if ans.node else "no node answered"
+        name = calls.names(node).get(ans.node or "")
+        name = "this node" if name == "you" else name
+        who = (f"answered by `{calls.short(ans.node)}`" + (f" ({name})" if name else "")) if ans.node else "no node answered"
         meta = f"{who} in {ans.ms / 1000:.1f} s" + (f" · {ans.model}" if ans.model else "")
         if ans.citations:
             meta += "  \n" + "  \n".join(f"[{c['n']}] {c['title']}" + (f" — {c['section']}" if c.get("section") else "") for c in ans.citations)
@@ -32,7 +34,7 @@ def build(node: calls.UiNode) -> None:
 
         async def run(q: str, c: str):  # type: ignore[no-untyped-def]
             async for ans in calls.ask(node, q, c or None):
-                yield _answer_md(ans)
+                yield _answer_md(node, ans)
 
         async def refresh_corpora():  # type: ignore[no-untyped-def]
             return gr.Dropdown(choices=[("the model alone", "")] + [(n, n) for n in await calls.corpora(node)])
