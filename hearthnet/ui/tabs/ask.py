@@ -33,12 +33,13 @@ def build(node: calls.UiNode) -> None:
         meta = gr.Markdown(elem_id="hn-answer-meta", elem_classes=["hn-meta"])
 
         async def run(q: str, c: str):  # type: ignore[no-untyped-def]
+            yield "", "asking the mesh…"  # the page's progress overlay is off (it slows the first token): say it here
             async for ans in calls.ask(node, q, c or None):
                 yield _answer_md(node, ans)
 
         async def refresh_corpora():  # type: ignore[no-untyped-def]
             return gr.Dropdown(choices=[("the model alone", "")] + [(n, n) for n in await calls.corpora(node)])
 
-        go.click(run, [question, corpus], [answer, meta])
-        question.submit(run, [question, corpus], [answer, meta])
+        go.click(run, [question, corpus], [answer, meta], show_progress="hidden", concurrency_limit=None)
+        question.submit(run, [question, corpus], [answer, meta], show_progress="hidden", concurrency_limit=None)
         corpus.focus(refresh_corpora, None, corpus)
