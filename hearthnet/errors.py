@@ -106,6 +106,13 @@ class HearthNetError(Exception):
             body["details"] = self.details
         return {"error": body}
 
+    @classmethod
+    def from_wire(cls, data: Any, fallback: str = "the call failed") -> HearthNetError:
+        """The error an `error` frame or body (`{code, message}`) names; a code outside the closed set is `internal`."""
+        data = data if isinstance(data, dict) else {}
+        code = data.get("code")
+        return cls(code if code in ERRORS else "internal", str(data.get("message") or fallback))
+
     def one_line(self) -> str:
         return f"error[{self.code}]: {self.message}"
 

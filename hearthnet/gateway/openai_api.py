@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ulid import ULID
 
-from hearthnet.errors import ERRORS, HearthNetError, validation_message
+from hearthnet.errors import HearthNetError, validation_message
 from hearthnet.gateway.apikeys import ApiKeyStore
 from hearthnet.bus import CapabilityBus
 from hearthnet.config import Config
@@ -224,8 +224,7 @@ def build_gateway(node: GatewayNode) -> FastAPI:
                     elif ev == "failover" and data.get("mode") == "restarted":
                         take.restart()
                     elif ev == "error":
-                        code = data.get("code") if data.get("code") in ERRORS else "internal"
-                        raise HearthNetError(code, data.get("message", "stream failed"))
+                        raise HearthNetError.from_wire(data, "stream failed")
                     elif ev == "done":
                         yield _sse(shape.end(cid, created, req.model, data))
                         if req.include_usage:

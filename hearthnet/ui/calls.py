@@ -15,7 +15,7 @@ from ulid import ULID
 
 from hearthnet.blobs.chunker import check_cid, local_name, verify_chunk
 from hearthnet.bus import CapabilityBus
-from hearthnet.errors import ERRORS, HearthNetError
+from hearthnet.errors import HearthNetError
 from hearthnet.storage import atomic_file, translate_os_errors
 from hearthnet.transport.blob_upload import upload_file
 from hearthnet.transport.client import TransportClient
@@ -113,8 +113,7 @@ async def ask(node: UiNode, question: str, corpus: str | None = None, *, max_tok
                 elif ev == "failover" and data.get("mode") == "restarted":
                     ans.text = ""  # another node starts the answer again
                 elif ev == "error":
-                    code = data.get("code") if data.get("code") in ERRORS else "internal"
-                    raise HearthNetError(code, data.get("message", "the answer failed"))
+                    raise HearthNetError.from_wire(data, "the answer failed")
                 elif ev == "done":
                     ans.model = data.get("model")  # and read on: the bus records the call when its stream ends
         finally:
@@ -212,7 +211,7 @@ async def file_download(node: UiNode, cid: str, into: Path, progress: Progress |
     async for frame in node.bus.stream("file.fetch", (1, 0), {"cid": cid}, timeout=3600):
         d = frame.get("data") or {}
         if frame.get("event") == "error":
-            raise HearthNetError(d.get("code") if d.get("code") in ERRORS else "internal", str(d.get("message", "the fetch failed")))
+            raise HearthNetError.from_wire(d, "the fetch failed")
         if frame.get("event") == "progress" and progress is not None:
             progress(int(d.get("bytes", 0)), 0)
     target: Path | None = None
@@ -222,7 +221,7 @@ async def file_download(node: UiNode, cid: str, into: Path, progress: Progress |
         async for frame in node.bus.stream("file.read", (1, 0), {"cid": cid}, timeout=3600):
             ev, d = frame.get("event"), frame.get("data") or {}
             if ev == "error":
-                raise HearthNetError(d.get("code") if d.get("code") in ERRORS else "internal", str(d.get("message", "the read failed")))
+                raise HearthNetError.from_wire(d, "the read failed")
             if ev == "manifest":
                 target = into / local_name(d.get("filename"), cid)
                 total = int(d.get("size_bytes") or 0)

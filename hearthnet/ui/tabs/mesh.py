@@ -44,9 +44,9 @@ RECENT_CALLS = 200
 SIZE, RADIUS = 520, 190
 
 
-def _topology(node: calls.UiNode) -> str:
-    """An inline SVG (no script, nothing fetched): nodes, and the calls between them lately."""
-    rows = {r[0]: r for r in _mesh_rows(node)}
+def _topology(node: calls.UiNode, mesh_rows: list[list[Any]]) -> str:
+    """An inline SVG (no script, nothing fetched) of `_mesh_rows`' nodes and the calls between them lately."""
+    rows = {r[0]: r for r in mesh_rows}
     me = calls.short(node.node_id)
     others = sorted(n for n in rows if n != me)
     cx = cy = SIZE / 2
@@ -99,9 +99,13 @@ def _trace_rows(node: calls.UiNode) -> list[list[Any]]:
 def build(node: calls.UiNode, timer: Any) -> None:
     with gr.Tab("Mesh", id="mesh"):
         gr.Markdown("Nodes this one can route to and the calls between them lately. Quarantined (red, dashed): failing, skipped for a while.")
-        picture = gr.HTML(lambda: _topology(node), elem_id="hn-topology-box")
+        picture = gr.HTML(lambda: _topology(node, _mesh_rows(node)), elem_id="hn-topology-box")
         nodes = gr.Dataframe(headers=["node", "name", "profile", "offers", "quarantined"], value=lambda: _mesh_rows(node),
                              interactive=False, wrap=True, column_widths=["17%", "13%", "10%", "45%", "15%"], elem_id="hn-mesh")
         calls_table = gr.Dataframe(headers=["time", "capability", "from", "to", "result", "ms"], value=lambda: _trace_rows(node),
                                    interactive=False, elem_id="hn-trace")
-        timer.tick(lambda: (_topology(node), _mesh_rows(node), _trace_rows(node)), None, [picture, nodes, calls_table])
+        def tick():  # type: ignore[no-untyped-def]
+            rows = _mesh_rows(node)  # once per tick, for the picture and the table
+            return _topology(node, rows), rows, _trace_rows(node)
+
+        timer.tick(tick, None, [picture, nodes, calls_table])
