@@ -32,6 +32,9 @@ CSS = """
 .hn-banner.degraded { background: #fff0c2; color: #3a2a00; }
 .hn-banner.offline { background: #7a1010; color: #fff4e8; font-weight: 600; }
 .hn-meta { color: #6d5f52; font-size: .9em; }
+.hn-answer { white-space: pre-wrap; min-height: 2.5em; line-height: 1.5; }
+.hn-error { color: #a3200f; font-weight: 600; }
+.hn-error:empty, .hn-meta:empty { display: none; }
 """
 # The emergency theme: while the banner says offline, the whole page turns (CSS :has(), so no
 # reload and no second theme object: the banner's class is the switch).
@@ -45,6 +48,7 @@ body:has(.hn-banner.offline), body:has(.hn-banner.offline) .gradio-container, bo
   --code-background-fill: #5a2a20; --color-accent-soft: #5a2a20; background: #2a0d0d; color: #fff4e8;
 }
 body:has(.hn-banner.offline) .hn-meta { color: #f0c9b4; }
+body:has(.hn-banner.offline) .hn-error { color: #ffb59e; }
 """
 
 
@@ -85,7 +89,7 @@ def build_blocks(node: calls.UiNode, scratch: Path) -> Any:
 
 def mount(app: Any, node: calls.UiNode, scratch: Path) -> Any:
     """The Gradio app at / of the listener's FastAPI app (its queue starts from the app's lifespan)."""
-    return gr.mount_gradio_app(app, build_blocks(node, scratch), path="/", allowed_paths=[str(scratch)], ssr_mode=False, theme=theme(), css=CSS, footer_links=[], pwa=False,
+    return gr.mount_gradio_app(app, build_blocks(node, scratch), path="/", allowed_paths=[str(scratch)], ssr_mode=False, theme=theme(), css=CSS, head=ask.HEAD, footer_links=[], pwa=False,
                                mcp_server=False, show_error=False, enable_monitoring=False)
 
 

@@ -9,6 +9,7 @@ test's tmp dir)."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
 import shutil
@@ -69,18 +70,24 @@ async def _launch(p):
     return await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])  # root needs --no-sandbox
 
 
-async def _states(page, selector: str, done, seconds: float = 120) -> list[str]:
-    """Every distinct text `selector` shows until done() holds: the tokens arriving."""
-    seen: list[str] = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        text = await page.inner_text(selector)
-        if not seen or text != seen[-1]:
-            seen.append(text)
-        if await done():
-            return seen
-        await page.wait_for_timeout(30)
-    raise AssertionError(f"{selector} did not finish: {seen[-3:]}")
+# Every distinct text of the answer until its meta line says who answered: recorded inside the
+# page by a MutationObserver (polling from here misses tokens when the machine is busy).
+WATCH_JS = """([answer, meta]) => { window.__states = new Promise((resolve) => {
+  const states = [];
+  const obs = new MutationObserver(() => {
+    const t = document.querySelector(answer).textContent;
+    if (t !== states[states.length - 1]) states.push(t);
+    if (document.querySelector(meta).textContent.includes("answered by")) { obs.disconnect(); resolve(states); }
+  });
+  obs.observe(document.body, {childList: true, subtree: true, characterData: true});
+}); }"""
+
+
+async def _ask(page, answer: str, meta: str, button: str, seconds: float = 120) -> list[str]:
+    """Click `button` and return the texts `answer` showed while the tokens arrived."""
+    await page.evaluate(WATCH_JS, [answer, meta])
+    await page.click(button)
+    return await asyncio.wait_for(page.evaluate("window.__states"), seconds)
 
 
 def test_the_ui_in_a_browser(mesh, browser_env):
@@ -108,12 +115,17 @@ def test_the_ui_in_a_browser(mesh, browser_env):
 
                 # Ask: the tokens stream into the page and the answering node is named.
                 await page.fill("#hn-question textarea", "Count from 1 to 30, separated by commas.")
-                await page.click("#hn-ask")
-                states = await _states(page, "#hn-answer", lambda: _has(page, "#hn-answer-meta", "answered by"))
+                states = await _ask(page, "#hn-answer", "#hn-answer-meta", "#hn-ask")
                 assert len([s for s in states if s.strip()]) >= 3, states  # several partial answers, not one block
                 meta = await page.inner_text("#hn-answer-meta")
                 assert f"answered by {a.node_id[:16]}" in meta and "error[" not in meta, meta
                 await page.screenshot(path=str(shots / "ask.png"), full_page=True)
+                # An empty question: one error line from the adapter, the last answer's words gone.
+                await page.fill("#hn-question textarea", "")
+                await page.click("#hn-ask")
+                await page.wait_for_function("() => document.getElementById('hn-answer-error').textContent.length > 0", timeout=10000)
+                err = await page.inner_text("#hn-answer-error")
+                assert err.startswith("error[bad_request]") and "\n" not in err.strip() and not await page.inner_text("#hn-answer"), err
                 for tab in ("Mesh", "Status"):
                     await page.get_by_role("tab", name=tab).click()
                     await page.wait_for_timeout(500)
@@ -172,7 +184,11 @@ def test_the_ui_in_a_browser(mesh, browser_env):
                 await page.wait_for_selector("#hn-file-up input[type=file]", state="attached", timeout=20000)
                 deadline = time.monotonic() + 90
                 while True:  # a tab's components mount when it is first opened: a file set before they listen is lost, so set it again
-                    await page.set_input_files("#hn-file-up input[type=file]", str(shared))
+                    try:  # once the file is taken the input is gone: set it only while it is there
+                        if await page.locator("#hn-file-up input[type=file]").count():
+                            await page.set_input_files("#hn-file-up input[type=file]", str(shared), timeout=10000)
+                    except PlaywrightTimeout:
+                        pass
                     try:
                         await page.wait_for_selector("#hn-file-up :text('harvest-notes.txt')", timeout=10000)
                         break
@@ -227,8 +243,7 @@ def test_the_ui_in_a_browser(mesh, browser_env):
                     .filter(r => r.height < 44 || r.width < 44).length""")
                 assert small == 0
                 await mp.fill("#question", "Count from 1 to 30, separated by commas.")
-                await mp.click("#ask-form button[type=submit]")
-                states = await _states(mp, "#answer", lambda: _has(mp, "#answer-meta", "answered by"))
+                states = await _ask(mp, "#answer", "#answer-meta", "#ask-form button[type=submit]")
                 assert len([s for s in states if s.strip()]) >= 3, states
                 assert await mp.evaluate("document.documentElement.scrollWidth") <= 390
                 await mp.screenshot(path=str(shots / "phone-ask.png"), full_page=True)

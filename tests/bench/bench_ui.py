@@ -55,7 +55,7 @@ FIRST_TEXT_JS = """async ([box, text, button]) => {
 DONE_JS = "(meta) => (document.querySelector(meta) || {innerText: ''}).innerText.includes('answered by')"
 CASES = [  # (case, path, question box, answer box, its words, button, meta)
     ("phone", "mobile/", "#question", "#answer", "", "#ask-form button[type=submit]", "#answer-meta"),
-    ("gradio", "", "#hn-question textarea", "#hn-answer", "[data-testid=markdown]", "#hn-ask", "#hn-answer-meta"),
+    ("gradio", "", "#hn-question textarea", "#hn-answer", "", "#hn-ask", "#hn-answer-meta"),
 ]
 
 

@@ -2,7 +2,7 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 const showError = (text) => { $("error").textContent = text || ""; };
-const errorLine = (e) => e && e.error ? `error[${e.error.code}]: ${e.error.message}` : String(e);
+const errorLine = hearthAsk.errorLine;
 
 async function getJSON(path, options) {
   const r = await fetch(path, options);
@@ -30,37 +30,9 @@ async function loadCorpora() {
   } catch (e) { /* no rag on the mesh: the model alone */ }
 }
 
-// Server-sent events over a POST: read the stream, split on blank lines.
-async function ask(ev) {
+function ask(ev) {
   ev.preventDefault();
-  showError("");
-  $("answer").textContent = "";
-  $("answer-meta").textContent = "asking…";
-  const r = await fetch("/mobile/api/ask", {method: "POST", headers: {"content-type": "application/json"},
-    body: JSON.stringify({question: $("question").value, corpus: $("corpus").value || null})});
-  if (!r.ok) { showError(errorLine(await r.json())); $("answer-meta").textContent = ""; return; }
-  const reader = r.body.getReader();
-  const decoder = new TextDecoder();
-  let buf = "";
-  for (;;) {
-    const {value, done} = await reader.read();
-    if (done) break;
-    buf += decoder.decode(value, {stream: true});
-    let cut;
-    while ((cut = buf.indexOf("\n\n")) >= 0) {
-      const chunk = buf.slice(0, cut); buf = buf.slice(cut + 2);
-      const event = (chunk.match(/^event: (.*)$/m) || [])[1];
-      const data = JSON.parse((chunk.match(/^data: (.*)$/m) || [, "{}"])[1]);
-      if (event === "token") $("answer").textContent += data.t;
-      else if (event === "restart") $("answer").textContent = "";
-      else if (event === "done") {
-        if (data.error) showError(data.error);
-        const cites = (data.citations || []).map((c) => `[${c.n}] ${c.title}`).join(" ");
-        $("answer-meta").textContent = `answered by ${data.name ? `${data.name} (${data.node})` : data.node} in ${(data.ms / 1000).toFixed(1)} s` + (data.model ? ` · ${data.model}` : "") +
-          (cites ? ` · ${cites}` : "");
-      }
-    }
-  }
+  return hearthAsk.ask($("question").value, $("corpus").value, {answer: $("answer"), meta: $("answer-meta"), error: $("error")});
 }
 
 async function loadMarket(ev) {
