@@ -107,11 +107,13 @@ class HearthNetError(Exception):
         return {"error": body}
 
     @classmethod
-    def from_wire(cls, data: Any, fallback: str = "the call failed") -> HearthNetError:
-        """The error an `error` frame or body (`{code, message}`) names; a code outside the closed set is `internal`."""
+    def from_wire(cls, data: Any, fallback: str = "the call failed", *, context: str = "") -> HearthNetError:
+        """The error an `error` frame or body (`{code, message}`) names; a code outside the closed set is `internal`.
+        `context` goes before the message (what was being done: a file name, "over the mesh")."""
         data = data if isinstance(data, dict) else {}
         code = data.get("code")
-        return cls(code if code in ERRORS else "internal", str(data.get("message") or fallback))
+        message = str(data.get("message") or fallback)
+        return cls(code if code in ERRORS else "internal", f"{context}: {message}" if context else message)
 
     def one_line(self) -> str:
         return f"error[{self.code}]: {self.message}"

@@ -11,7 +11,7 @@ from rich.progress import Progress
 
 from hearthnet.blobs.chunker import check_cid, local_name, verify_chunk
 from hearthnet.cli.app import JsonOpt, app, command, emit_json, home, make_console, progress, table
-from hearthnet.cli.commands_mesh import NodeOpt, _codes, _with_client, call_node
+from hearthnet.cli.commands_mesh import NodeOpt, _with_client, call_node
 from hearthnet.errors import HearthNetError
 from hearthnet.storage import atomic_file, translate_os_errors
 from hearthnet.transport.blob_upload import upload_file
@@ -21,11 +21,6 @@ console = make_console()
 file_app = typer.Typer(help="Files shared on the mesh: stored as content-addressed blobs, fetched from every node that has them.",
                        no_args_is_help=True)
 app.add_typer(file_app, name="file")
-
-
-def _frame_error(data: dict[str, Any]) -> HearthNetError:
-    code = data.get("code", "internal")
-    return HearthNetError(code if code in _codes() else "internal", str(data.get("message")))
 
 
 @command("put", group=file_app)
@@ -80,7 +75,7 @@ def get_cmd(
             async for frame in c.stream_remote(u, "file.fetch", "1.0", {"cid": cid, "pin": pin}, timeout=3600, trace_id="", session_id=None):
                 d = frame["data"]
                 if frame["event"] == "error":
-                    raise _frame_error(d)
+                    raise HearthNetError.from_wire(d)
                 if frame["event"] == "progress":
                     bar.update(task, total=None, completed=d["bytes"], description=f"fetch {cid[7:19]} {d['done']}/{d['total']} chunks")
                 elif frame["event"] == "done":
@@ -108,7 +103,7 @@ async def _read_to(c: TransportClient, u: str, cid: str, out: Path, force: bool,
         async for frame in c.stream_remote(u, "file.read", "1.0", {"cid": cid}, timeout=3600, trace_id="", session_id=None):
             d = frame["data"]
             if frame["event"] == "error":
-                raise _frame_error(d)
+                raise HearthNetError.from_wire(d)
             if frame["event"] == "manifest":
                 target = _target(out, d.get("filename"), cid)
                 if target.exists() and not force:

@@ -196,16 +196,9 @@ def call_cmd(
         # not mistaken for the node being unreachable.
         err = _with_client(h, node, streamed)
         if err is not None:
-            code = err.get("code") if err.get("code") in _codes() else "internal"
-            raise HearthNetError(code, err.get("message", "stream failed"))
+            raise HearthNetError.from_wire(err, "stream failed")
     else:
         emit_json(_with_client(h, node, unary))
-
-
-def _codes() -> set[str]:
-    from hearthnet.errors import ERRORS
-
-    return set(ERRORS)
 
 
 @command("trace")

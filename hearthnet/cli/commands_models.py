@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 from rich.progress import TextColumn
 
-from hearthnet.cli.commands_mesh import _codes
 from hearthnet.cli.app import JsonOpt, app, command, emit_json, home, make_console, progress, table
 from hearthnet.errors import HearthNetError
 from hearthnet.provision import lock, models
@@ -156,8 +155,7 @@ def _mesh_reader():
         async def fetch(c, u):
             async for frame in c.stream_remote(u, "file.fetch", "1.0", {"cid": cid}, timeout=3600, trace_id="", session_id=None):
                 if frame["event"] == "error":
-                    raise HearthNetError(frame["data"].get("code", "internal") if frame["data"].get("code") in _codes() else "internal",
-                                         f"over the mesh: {frame['data'].get('message')}")
+                    raise HearthNetError.from_wire(frame["data"], context="over the mesh")
 
         await with_node(h, None, fetch)
         store = BlobStore(h.config.path(h.config.file.blobs_dir))

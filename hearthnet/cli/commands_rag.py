@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
 
 from hearthnet import constants as C
 from hearthnet.cli.app import JsonOpt, app, command, emit_json, home, make_console, progress, table
-from hearthnet.cli.commands_mesh import NodeOpt, _codes, _with_client
+from hearthnet.cli.commands_mesh import NodeOpt, _with_client
 from hearthnet.errors import HearthNetError
 from hearthnet.provision import corpora
 from hearthnet.transport.client import TransportClient
@@ -86,7 +86,7 @@ def _ingest(docs: list[tuple[Path, str]], corpus: str, language: str, quiet: boo
                     if frame["event"] == "progress":
                         bar.update(task, total=data["total"], completed=data["done"])
                     elif frame["event"] == "error":
-                        raise HearthNetError(data.get("code", "internal") if data.get("code") in _codes() else "internal", f"{f}: {data.get('message')}")
+                        raise HearthNetError.from_wire(data, context=str(f))
                     elif frame["event"] == "done":
                         bar.update(task, total=max(data["chunks_indexed"], 1), completed=max(data["chunks_indexed"], 1),
                                    description=f"{f.name[:40]} {'added' if data['added'] else 'already there'}")

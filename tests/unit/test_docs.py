@@ -79,3 +79,12 @@ def test_contract_lists_every_signing_domain():
     table = set(re.findall(r"^  \| [^|]+ \| `(hearthnet/[a-z-]+/v\d+)` \|$", text, re.M))
     domains = {v.decode() for k, v in vars(C).items() if k.startswith("SIGN_DOMAIN_")}
     assert len(domains) == 6 and table == domains
+
+
+def test_an_error_from_the_wire_keeps_a_known_code_and_says_what_was_being_done():
+    from_wire = hearthnet.errors.HearthNetError.from_wire
+    e = from_wire({"code": "not_found", "message": "no such blob"}, context="over the mesh")
+    assert (e.code, e.message) == ("not_found", "over the mesh: no such blob")
+    assert from_wire({"code": "made_up", "message": "x"}).code == "internal"  # outside the closed set
+    e = from_wire("not a dict", "the read failed")
+    assert (e.code, e.message) == ("internal", "the read failed")
