@@ -3,9 +3,9 @@
 Hypothesis draws random and boundary requests — bodies (JSON of every shape, the known
 troublemakers: integers past Python's digit limit, lone surrogates, deep nesting, bytes
 that are not UTF-8), methods, paths (extra and percent-encoded segments) and the signature
-headers (valid as a member, missing, malformed) — against the node's transport routes and
-its OpenAI gateway. Every answer must be below 500, every error must carry a code of the
-closed set, and the keep-alive connection must survive (a 500 used to close it). How many
+headers (valid as a member, missing, malformed) — against the node's transport routes, its
+OpenAI gateway and the web UI's adapter (/mobile/api). Every answer must be below 500, every
+error must carry a code of the closed set, and the keep-alive connection must survive (a 500 used to close it). How many
 requests were tried is printed.
 """
 
@@ -36,6 +36,9 @@ NODE_ROUTES = [
     ("GET", "/blobs/v1/chunks"), ("PUT", "/blobs/v1/chunk/{cid}"), ("POST", "/community/v1/redeem"), ("GET", "/pubsub/v1/subscribe"),
 ]
 GATEWAY_ROUTES = [("GET", "/v1/models"), ("POST", "/v1/chat/completions"), ("POST", "/v1/completions"), ("POST", "/v1/embeddings")]
+# The web UI's adapter on the same listener (open on loopback): the phone page's and the Ask tab's.
+UI_ROUTES = [("GET", "/mobile/api/status"), ("GET", "/mobile/api/corpora"), ("POST", "/mobile/api/ask"), ("GET", "/mobile/api/market"),
+             ("POST", "/mobile/api/market"), ("GET", "/mobile/api/chat"), ("POST", "/mobile/api/chat")]
 
 HUGE_INT = "9" * 5000
 RAW = [
@@ -66,7 +69,8 @@ gateway_bodies = st.fixed_dictionaries({"model": json_values | st.just("smollm2-
                                                                                               "content": json_values}), max_size=3) | json_values,
                                                  "prompt": json_values, "input": json_values, "max_tokens": json_values, "stream": json_values,
                                                  "temperature": json_values, "stop": json_values, "n": json_values})
-bodies = st.one_of(st.sampled_from(RAW), st.binary(max_size=64), json_values.map(lambda v: json.dumps(v).encode()),
+ui_bodies = st.fixed_dictionaries({}, optional={k: json_values | st.text(max_size=30) for k in ("question", "corpus", "to", "text", "category", "title", "body")})
+bodies = st.one_of(ui_bodies.map(lambda v: json.dumps(v).encode()), st.sampled_from(RAW), st.binary(max_size=64), json_values.map(lambda v: json.dumps(v).encode()),
                    call_bodies.map(lambda v: json.dumps(v).encode()), flow_bodies.map(lambda v: json.dumps(v).encode()),
                    gateway_bodies.map(lambda v: json.dumps(v).encode()))
 segments = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="/?#"), max_size=12).map(urllib.parse.quote)
@@ -83,7 +87,7 @@ def target(tmp_path_factory, request):
     dirs = [base / "anchor", base / "member"]
     ports = [free_port(), free_port()]
     gw = free_port()
-    community(procs, dirs, ports, "Fuzzdorf", {**QUIET, "HEARTHNET_UI__PORT": str(gw)})
+    community(procs, dirs, ports, "Fuzzdorf", {**QUIET, "HEARTHNET_UI__PORT": str(gw), "HEARTHNET_UI__ENABLED": "true"})
     member = Home.open(dirs[1])
     key = ApiKeyStore(Home.open(dirs[0]).data_dir).create("fuzz")[1]
     node = httpx.Client(base_url=f"https://127.0.0.1:{ports[0]}", verify=False, timeout=10)
@@ -141,7 +145,7 @@ def test_node_routes_answer_hostile_requests_without_5xx(target, route, body, mo
 
 
 @settings(max_examples=int(os.environ.get("HEARTHNET_FUZZ_EXAMPLES", "600")) // 2, deadline=None, suppress_health_check=list(HealthCheck))
-@given(route=st.sampled_from(GATEWAY_ROUTES), body=bodies, auth=st.sampled_from(["key", "key", "key", "none", "wrong"]), wrong_method=st.booleans())
+@given(route=st.sampled_from(GATEWAY_ROUTES + UI_ROUTES), body=bodies, auth=st.sampled_from(["key", "key", "key", "none", "wrong"]), wrong_method=st.booleans())
 def test_gateway_routes_answer_hostile_requests_without_5xx(target, route, body, auth, wrong_method):
     method, path = route
     if wrong_method:
@@ -151,12 +155,12 @@ def test_gateway_routes_answer_hostile_requests_without_5xx(target, route, body,
     target["tried"][1] += 1
 
 
-@pytest.mark.parametrize("route", NODE_ROUTES + GATEWAY_ROUTES, ids=lambda r: f"{r[0]} {r[1]}")
+@pytest.mark.parametrize("route", NODE_ROUTES + GATEWAY_ROUTES + UI_ROUTES, ids=lambda r: f"{r[0]} {r[1]}")
 def test_every_route_takes_the_known_troublemakers(target, route):
     """Deterministic: each troublemaker body against each route, signed as a member (or with the gateway key)."""
     method, path = route
     path = path.replace("{cid}", "b3" + "a" * 64)
-    gateway = (method, route[1]) in GATEWAY_ROUTES
+    gateway = (method, route[1]) in GATEWAY_ROUTES + UI_ROUTES
     for body in RAW:
         if path.startswith("/pubsub"):
             path = "/pubsub/v1/subscribe?topic=" + urllib.parse.quote(body[:40].decode("latin-1"))
@@ -169,7 +173,7 @@ def test_report_what_was_tried(target, capsys):
     """Runs last in this module: the count of hostile requests, in the test output."""
     node, gateway = target["tried"]
     with capsys.disabled():
-        print(f"\nhostile input: {node} requests to the node's routes, {gateway} to the gateway, 0 answers >= 500")
+        print(f"\nhostile input: {node} requests to the node's routes, {gateway} to the gateway and the UI's adapter, 0 answers >= 500")
     assert node >= 100 and gateway >= 50
     # The connection that took them all is still usable.
     assert target["node"].get("/health").status_code == 200
