@@ -47,8 +47,10 @@ body:has(.hn-banner.offline), body:has(.hn-banner.offline) .gradio-container, bo
   --table-odd-background-fill: #2a0d0d; --block-label-background-fill: #5a2a20; --block-title-background-fill: #5a2a20;
   --code-background-fill: #5a2a20; --color-accent-soft: #5a2a20; background: #2a0d0d; color: #fff4e8;
 }
-body:has(.hn-banner.offline) .hn-meta { color: #f0c9b4; }
-body:has(.hn-banner.offline) .hn-error { color: #ffb59e; }
+/* Gradio prefixes the rules above with its container (.gradio-container… .contain), which
+   outranks a plain body:has(): these name the container too. */
+body:has(.hn-banner.offline) .gradio-container .contain .hn-meta { color: #f0c9b4; }
+body:has(.hn-banner.offline) .gradio-container .contain .hn-error { color: #ffb59e; }
 """
 
 

@@ -118,7 +118,7 @@ def test_the_ui_in_a_browser(mesh, browser_env):
                 states = await _ask(page, "#hn-answer", "#hn-answer-meta", "#hn-ask")
                 assert len([s for s in states if s.strip()]) >= 3, states  # several partial answers, not one block
                 meta = await page.inner_text("#hn-answer-meta")
-                assert f"answered by {a.node_id[:16]}" in meta and "error[" not in meta, meta
+                assert f"answered by {a.node_id[:16]}" in meta and not await page.inner_text("#hn-answer-error"), (meta, await page.inner_text("#hn-answer-error"))
                 await page.screenshot(path=str(shots / "ask.png"), full_page=True)
                 # An empty question: one error line from the adapter, the last answer's words gone.
                 await page.fill("#hn-question textarea", "")
@@ -245,6 +245,7 @@ def test_the_ui_in_a_browser(mesh, browser_env):
                 await mp.fill("#question", "Count from 1 to 30, separated by commas.")
                 states = await _ask(mp, "#answer", "#answer-meta", "#ask-form button[type=submit]")
                 assert len([s for s in states if s.strip()]) >= 3, states
+                assert not await mp.inner_text("#error"), await mp.inner_text("#error")
                 assert await mp.evaluate("document.documentElement.scrollWidth") <= 390
                 await mp.screenshot(path=str(shots / "phone-ask.png"), full_page=True)
 
