@@ -287,8 +287,16 @@ class TransferManager:
                 if not sources:
                     raise HearthNetError("not_found", f"{cid}: {len(todo)} chunks missing and no source to fetch them from")
                 job = _Fetch(self, manifest, todo, sources, report, progress)
+                workers = [asyncio.ensure_future(job.worker(s)) for s in sources for _ in range(self.concurrency)]
                 try:
-                    await asyncio.gather(*(job.worker(s) for s in sources for _ in range(self.concurrency)))
+                    await asyncio.gather(*workers)
+                except BaseException:
+                    # One worker failed (our disk) or the fetch was cancelled: stop the others and wait
+                    # for them, so none writes into the pack after it is closed or outlives the fetch.
+                    for w in workers:
+                        w.cancel()
+                    await asyncio.gather(*workers, return_exceptions=True)
+                    raise
                 finally:
                     job.pack.close()
                 if job.failed or job.pending:
