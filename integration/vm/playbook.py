@@ -8,11 +8,13 @@ is recorded, and the PLAY RECAP is parsed per host.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +84,18 @@ def play(lab: Lab, inv: Path, *extra: str, timeout: float = 3600, kill_at_task: 
     tasks = 0
     assert proc.stdout is not None
     log = open(lab.workdir / f"ansible-{len(list(lab.workdir.glob('ansible-*.log'))) + 1}.log", "w")
+    # A watchdog, not a check per output line: one silent task (a long pip install) would
+    # otherwise be noticed only when ansible next prints something.
+    overran = threading.Event()
+
+    def _overrun() -> None:
+        overran.set()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 9)
+
+    watchdog = threading.Timer(timeout, _overrun)
+    watchdog.daemon = True
+    watchdog.start()
     try:
         for line in proc.stdout:
             lines.append(line.rstrip("\n"))
@@ -97,15 +111,15 @@ def play(lab: Lab, inv: Path, *extra: str, timeout: float = 3600, kill_at_task: 
                 time.sleep(1)  # into the task, not before it
                 os.killpg(proc.pid, 9)
                 break
-            if now - t0 > timeout:
-                os.killpg(proc.pid, 9)
-                raise TimeoutError(f"ansible-playbook ran over {timeout:.0f}s:\n" + "\n".join(lines[-40:]))
         rc = proc.wait(60)
     finally:
+        watchdog.cancel()
         log.close()
         if proc.poll() is None:
             os.killpg(proc.pid, 9)
             proc.wait(10)
+    if overran.is_set():
+        raise TimeoutError(f"ansible-playbook ran over {timeout:.0f}s:\n" + "\n".join(lines[-40:]))
     run = Run(rc, "\n".join(lines), round(time.monotonic() - t0, 1), plays, tasks=tasks)
     for line in lines:
         m = RECAP.match(line)
