@@ -38,6 +38,7 @@ class Run:
     plays: list[tuple[str, float]] = field(default_factory=list)  # (play name, seconds)
     recap: dict[str, dict[str, int]] = field(default_factory=dict)
     tasks: int = 0  # task headers seen
+    task_times: list[tuple[str, float]] = field(default_factory=list)  # (task name, seconds), in order
 
     def placed(self) -> dict[str, list[str]]:
         """host -> the bundle files the install role moved into place in this run."""
@@ -48,6 +49,9 @@ class Run:
 
     def changed(self) -> dict[str, int]:
         return {h: r["changed"] for h, r in self.recap.items()}
+
+    def slowest(self, n: int = 12) -> list[tuple[str, float]]:
+        return sorted(self.task_times, key=lambda t: -t[1])[:n]
 
     def tail(self, lines: int = 60) -> str:
         return "\n".join(self.output.splitlines()[-lines:])
@@ -81,6 +85,8 @@ def play(lab: Lab, inv: Path, *extra: str, timeout: float = 3600, kill_at_task: 
     lines: list[str] = []
     plays: list[tuple[str, float]] = []
     current: tuple[str, float] | None = None
+    task: tuple[str, float] | None = None
+    task_times: list[tuple[str, float]] = []
     tasks = 0
     assert proc.stdout is not None
     log = open(lab.workdir / f"ansible-{len(list(lab.workdir.glob('ansible-*.log'))) + 1}.log", "w")
@@ -106,6 +112,10 @@ def play(lab: Lab, inv: Path, *extra: str, timeout: float = 3600, kill_at_task: 
                 if current is not None:
                     plays.append((current[0], round(now - current[1], 1)))
                 current = (line.split("[", 1)[1].split("]", 1)[0], now) if line.startswith("PLAY [") else None
+            if line.startswith(("TASK [", "PLAY [", "PLAY RECAP", "RUNNING HANDLER [")):
+                if task is not None:
+                    task_times.append((task[0], round(now - task[1], 1)))
+                task = (line.split("[", 1)[1].rsplit("]", 1)[0], now) if line.startswith(("TASK [", "RUNNING HANDLER [")) else None
             tasks += line.startswith("TASK [")
             if kill_at_task is not None and tasks >= kill_at_task:
                 time.sleep(1)  # into the task, not before it
@@ -120,7 +130,7 @@ def play(lab: Lab, inv: Path, *extra: str, timeout: float = 3600, kill_at_task: 
             proc.wait(10)
     if overran.is_set():
         raise TimeoutError(f"ansible-playbook ran over {timeout:.0f}s:\n" + "\n".join(lines[-40:]))
-    run = Run(rc, "\n".join(lines), round(time.monotonic() - t0, 1), plays, tasks=tasks)
+    run = Run(rc, "\n".join(lines), round(time.monotonic() - t0, 1), plays, tasks=tasks, task_times=task_times)
     for line in lines:
         m = RECAP.match(line)
         if m:

@@ -70,12 +70,17 @@ def bench_vm(work: Path) -> None:
         tar = subprocess.Popen(["tar", "-C", str(work / "bundle"), "-cf", "-", "."], stdout=subprocess.PIPE)
         subprocess.run(lab.cmd([*lab.ssh_argv(vm), "mkdir -p /opt/b && tar -C /opt/b -xf -"]), stdin=tar.stdout, check=True, timeout=1800)
         tar.wait()
-        cmds = ("python3 -m venv /opt/v && /opt/v/bin/pip install -q --no-index --find-links /opt/b/wheels hearthnet && "
-                "/opt/v/bin/hearthnet --data-dir /var/lib/hn init --create-community Benchdorf >/dev/null && "
-                "systemd-run --unit hn-bare /opt/v/bin/hearthnet --data-dir /var/lib/hn run && "
-                "/opt/v/bin/hearthnet --data-dir /var/lib/hn ready --wait 900 >/dev/null")
-        lab.ssh(vm, cmds, timeout=3600)
+        parts = {"copy": time.monotonic() - t0}
+        t = time.monotonic()
+        lab.ssh(vm, "python3 -m venv /opt/v && /opt/v/bin/pip install -q --no-index --find-links /opt/b/wheels hearthnet", timeout=3600)
+        parts["pip install"] = time.monotonic() - t
+        t = time.monotonic()
+        lab.ssh(vm, "/opt/v/bin/hearthnet --data-dir /var/lib/hn init --create-community Benchdorf >/dev/null && "
+                    "systemd-run --unit hn-bare /opt/v/bin/hearthnet --data-dir /var/lib/hn run && "
+                    "/opt/v/bin/hearthnet --data-dir /var/lib/hn ready --wait 900 >/dev/null", timeout=1800)
+        parts["init, start, ready"] = time.monotonic() - t
         bare = time.monotonic() - t0
+        print("bare minimum: " + ", ".join(f"{k} {v:.0f} s" for k, v in parts.items()), file=sys.stderr, flush=True)
     with Lab(img, work / "ansible", ns="hnbenchans") as lab:
         vm = lab.start("box", memory="2G", cpus=2)
         lab.wait_ssh(vm)
@@ -87,6 +92,10 @@ def bench_vm(work: Path) -> None:
         assert whole.rc == 0, whole.tail()
         second = play(lab, inv)
         assert second.rc == 0, second.tail()
+    # Where the converge's time goes (stderr: stdout holds only the figures).
+    for name, run in (("first run", first), ("every role", whole)):
+        print(f"{name}, slowest tasks: " + "; ".join(f"{t} {s:.0f} s" for t, s in run.slowest()), file=sys.stderr, flush=True)
+        print(f"{name}, {len(run.task_times)} tasks, {sum(s for _, s in run.task_times):.0f} s", file=sys.stderr, flush=True)
     emit("provision", "converge one box (anchor, base package)", "wall time", first.seconds, "s", "bare minimum by hand", round(bare, 1), "<= 1.5x",
          plays=json.dumps(first.plays))
     emit("provision", "second run, nothing to change", "wall time", second.seconds, "s", "first run", first.seconds, "<= 0.15x",
