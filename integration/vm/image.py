@@ -28,6 +28,7 @@ SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 PACKAGES = ("systemd-sysv", "udev", "dbus", "openssh-server", "python3", "python3-venv", "linux-image-cloud-amd64", "initramfs-tools",
             "iproute2", "acl", "sudo", "procps", "zstd",
+            "libnss-myhostname",  # the VM's own name resolves (sudo looks it up on every call)
             "nftables")  # installed, not enabled: the village test turns a strict ruleset on for the anchor
 SIZE = "8G"  # sparse: the anchor's venv with torch needs room, the file holds only what is written
 
@@ -62,7 +63,7 @@ class Image:
 
 
 def recipe() -> dict[str, object]:
-    return {"suite": SUITE, "mirror": MIRROR, "packages": sorted(PACKAGES), "size": SIZE, "net": network_files(), "fstab": FSTAB, "v": 2}
+    return {"suite": SUITE, "mirror": MIRROR, "packages": sorted(PACKAGES), "size": SIZE, "net": network_files(), "fstab": FSTAB, "v": 3}
 
 
 def recipe_hash() -> str:
@@ -142,6 +143,16 @@ def _customize(tree: Path, work: Path) -> None:
     (ssh / "authorized_keys").chmod(0o600)
     (tree / "etc" / "fstab").write_text(FSTAB)
     (tree / "etc" / "hostname").write_text("hearthnet-vm\n")
+    # A box's own name must resolve without DNS, as an installed Debian's /etc/hosts makes it: sudo
+    # looks it up on every call, and with no answer each call waited 12 s for the lab's silent
+    # resolver. The name comes at boot (systemd.hostname=), so nss-myhostname answers for it. The lab
+    # has no DNS server: with no nameserver line glibc asks 127.0.0.1, which refuses at once.
+    (tree / "etc" / "hosts").write_text("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+    nss = tree / "etc" / "nsswitch.conf"
+    nss.write_text("".join("hosts:          files myhostname dns\n" if line.startswith("hosts:") else line
+                           for line in nss.read_text().splitlines(keepends=True)))
+    (tree / "etc" / "resolv.conf").unlink(missing_ok=True)
+    (tree / "etc" / "resolv.conf").write_text("# no DNS in the lab\n")
     for name, text in network_files().items():
         (tree / "etc" / "systemd" / "network" / name).write_text(text)
     # Fast, quiet boots: no waiting for a network that has no DHCP, no host keys made at every boot.
