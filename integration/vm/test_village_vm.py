@@ -70,6 +70,9 @@ table inet filter {
   }
 }
 """
+DIAGNOSE = ("systemctl --no-pager status hearthnet.service | head -5; journalctl -u hearthnet.service --no-pager -n 40; "
+            f"ls -la {BUNDLE_ON_BOX}; head -c 1500 {BUNDLE_ON_BOX}/corpora.json; echo; head -c 1500 /etc/hearthnet/rendered/corpora.json; echo; "
+            "cat /var/lib/hearthnet/state.json | head -c 3000")
 CHAT = {"messages": [{"role": "user", "content": "Name one fruit."}], "max_tokens": 8, "temperature": 0, "seed": 7}
 
 
@@ -243,6 +246,15 @@ def test_village_converges_and_works_across_the_mesh(lab_factory, tmp_path):
         assert repair.rc == 0 and repair.changed()["spark"] > 0 and repair.changed()["anchor"] == 0 and repair.changed()["hearth"] == 0, repair.tail()
         assert sh("spark", "systemctl is-active hearthnet.service").strip() == "active"
         assert "# edited by hand" not in sh("spark", "cat /etc/hearthnet/rendered/hearthnet.toml")
+    except BaseException:
+        # Two hours in, the boxes are the evidence: what each holds, before the lab is torn down.
+        for name in vms:
+            try:
+                got = lab.ssh(vms[name], DIAGNOSE, timeout=300, check=False)
+                print(f"\n--- {name} after the failure ---\n{got.stdout[-6000:]}{got.stderr[-1000:]}", flush=True)
+            except (OSError, subprocess.SubprocessError) as exc:
+                print(f"\n--- {name}: no diagnosis ({exc})", flush=True)
+        raise
     finally:
         times["total"] = time.monotonic() - t0
         print("\nVM village, wall time per phase: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()), flush=True)
