@@ -45,7 +45,7 @@ def lab_factory(vm_image, tmp_path):
     labs: list[Lab] = []
 
     def make(name: str = "lab") -> Lab:
-        lab = Lab(vm_image, tmp_path / name, ns=f"hnvm{os.getpid() % 10000}{len(labs)}")
+        lab = Lab(vm_image, tmp_path / name, ns=f"hnvm{os.getpid()}x{len(labs)}")
         labs.append(lab)
         return lab
 

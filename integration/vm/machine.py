@@ -46,11 +46,20 @@ class Lab:
 
     image: Image
     workdir: Path
-    ns: str = field(default_factory=lambda: f"hnvm{os.getpid() % 100000}")
+    ns: str = field(default_factory=lambda: f"hnvm{os.getpid()}")
     vms: dict[str, VM] = field(default_factory=dict)
+
+    @property
+    def control_dir(self) -> Path:
+        """SSH connection sharing for this lab only. Every lab's VMs are 127.0.0.1:2201… in their
+        own namespace, so ssh's shared sockets (ansible's default ~/.ansible/cp, keyed by user, host
+        and port) would carry one lab's commands to another lab's VM. Short: a socket path has 108 bytes."""
+        return Path(f"/tmp/hncp-{self.ns}")
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.control_dir, ignore_errors=True)
+        self.control_dir.mkdir(mode=0o700)
         subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
         self._ip("netns", "add", self.ns)
         self.sh("ip link set lo up && ip link add br0 type bridge && ip link set br0 up")
@@ -131,6 +140,7 @@ class Lab:
         for vm in self.vms.values():
             with contextlib.suppress(FileNotFoundError):
                 vm.overlay.unlink()
+        shutil.rmtree(self.control_dir, ignore_errors=True)
 
     def __enter__(self) -> Lab:
         return self

@@ -65,7 +65,8 @@ def inventory(lab: Lab, path: Path, *, site: Path, bundle: Path, work: Path, gro
             "hearthnet_site_file": str(site), "hearthnet_bundle_dir": str(bundle), "hearthnet_controller_dir": str(work),
             "hearthnet_controller_exec": str(BIN / "hearthnet"), "ansible_user": "root",
             "ansible_ssh_private_key_file": str(lab.image.key),
-            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ServerAliveInterval=15",
+            # The lab's own ControlPath (Lab.control_dir): testinfra takes it from here too.
+            "ansible_ssh_common_args": f"-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ServerAliveInterval=15 -o ControlPath={lab.control_dir}/%C",
         },
         "children": {g: {"hosts": {h: hosts[h] for h in members}} for g, members in groups.items() if members},
     }}
