@@ -1,10 +1,8 @@
 """HearthNet: a local-first AI mesh for a village."""
 
-from importlib.metadata import PackageNotFoundError, version as _version
-
-try:
-    __version__ = _version("hearthnet")
-except PackageNotFoundError:  # running from a source tree without install
-    __version__ = "0.0.0+source"
+# A literal, not importlib.metadata: every command reads it, and the metadata lookup costs
+# a command's start-up more than the rest of this package's top level (felt on a small box
+# and under emulation). tests/unit/test_packaging.py holds it equal to pyproject.toml's.
+__version__ = "0.1.0"
 
 __all__ = ["__version__"]

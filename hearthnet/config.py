@@ -426,7 +426,8 @@ def set_keys(path: Path, data_dir: Path, changes: dict[str, dict[str, Any]]) -> 
         Config(**data, data_dir=data_dir)
     except ValidationError as exc:
         raise _config_error(exc, data, path) from None
-    atomic_write_text(path, text, mode=0o644)
+    if not (path.exists() and path.read_text("utf-8") == text):  # a re-run that sets the same keys leaves the file alone
+        atomic_write_text(path, text, mode=0o644)
     return load(data_dir, path)
 
 

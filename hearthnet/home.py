@@ -12,17 +12,22 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hearthnet import config as config_mod
 from hearthnet import constants as C
 from hearthnet.config import Config
 from hearthnet.errors import HearthNetError
-from hearthnet.events.log import EventLog
 from hearthnet.identity import keys
-from hearthnet.events.community import community_name, genesis_data
 from hearthnet.identity.keys import KeyPair
 from hearthnet.storage import atomic_write_text, ensure_private_dir, translate_os_errors
+
+if TYPE_CHECKING:
+    from hearthnet.events.log import EventLog
+
+# The event log's modules (its pydantic event types, membership) load only where a log is opened:
+# most commands (`id`, `detect-hardware`, `render-profile`, `models`, `state`) never open one, and
+# on a small box or under emulation their import is a good part of a command's start-up.
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +114,8 @@ class Home:
         db = self.config.event_db_path(cid)
         if not db.exists():
             raise HearthNetError("not_found", f"event log {db} is missing (community {cid[:16]}…)")
+        from hearthnet.events.log import EventLog
+
         ev = self.config.events
         return EventLog(db, cid, synchronous=ev.synchronous, max_payload_bytes=ev.max_payload_bytes, max_parked=ev.max_parked)
 
@@ -119,6 +126,9 @@ class Home:
         Existing keys are kept. On any failure, whatever this call created is
         removed again and earlier state is untouched.
         """
+        from hearthnet.events.community import community_name, genesis_data
+        from hearthnet.events.log import EventLog
+
         # Inputs first: a bad name must not leave a data dir or a key behind.
         if create_community is not None:
             create_community = community_name(create_community)

@@ -84,21 +84,32 @@ def add_cmd(
 @command("verify", group=models_app)
 def verify_cmd(lock_file: LockOpt = None, json_out: JsonOpt = False) -> None:
     """Rehash every pinned file against the lock; missing, mismatched and extra files are reported separately."""
-    lk = lock.load_lock(_lock_path(lock_file))
-    with progress(quiet=json_out) as bar:
-        task = bar.add_task("verifying", total=sum(m.size for m in lk.models))
-        rep = lock.verify_lock(lk, _models_dir(), progress=lambda _id, n: bar.advance(task, n))
+    rep = _verify(lock.load_lock(_lock_path(lock_file)), json_out)
     if json_out:
         emit_json(rep.as_dict())
     else:
-        for i in rep.ok:
-            console.print(f"ok          {i}")
-        for i in rep.missing:
-            console.print(f"missing     {i}")
-        for m in rep.mismatched:
-            console.print(f"mismatched  {m['id']}: {m['path']}: {m['reason']}")
-        for p in rep.extra:
-            console.print(f"extra       {p}")
+        _show(rep)
+    _verdict(rep)
+
+
+def _verify(lk: lock.Lock, quiet: bool) -> lock.Report:
+    with progress(quiet=quiet) as bar:
+        task = bar.add_task("verifying", total=sum(m.size for m in lk.models))
+        return lock.verify_lock(lk, _models_dir(), progress=lambda _id, n: bar.advance(task, n))
+
+
+def _show(rep: lock.Report) -> None:
+    for i in rep.ok:
+        console.print(f"ok          {i}")
+    for i in rep.missing:
+        console.print(f"missing     {i}")
+    for m in rep.mismatched:
+        console.print(f"mismatched  {m['id']}: {m['path']}: {m['reason']}")
+    for p in rep.extra:
+        console.print(f"extra       {p}")
+
+
+def _verdict(rep: lock.Report) -> None:
     if rep.mismatched:
         raise HearthNetError("db_corrupt", f"{len(rep.mismatched)} pinned file(s) do not match the lock")
     if rep.missing:
@@ -114,6 +125,7 @@ def fetch_cmd(
     from_bundle: Annotated[Path | None, typer.Option("--bundle", help="An offline bundle: its models/ is tried before any mirror (each file verified as it is copied).")] = None,
     upstream: Annotated[bool, typer.Option("--upstream", help="Also try the upstream URLs of the index (the internet); off unless asked.")] = False,
     no_mesh: Annotated[bool, typer.Option("--no-mesh", help="Do not try the anchor's copies over the mesh (through this box's running node).")] = False,
+    then_verify: Annotated[bool, typer.Option("--verify", help="Then rehash every pinned file, as `models verify` does (one call for provisioning).")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Bring the pinned files this box lacks into its models dir: bundle, mirrors, the anchor over the mesh, then upstream;
@@ -130,8 +142,10 @@ def fetch_cmd(
         tasks = {m.id: bar.add_task(m.id, total=m.size) for m in lk.models}
         res = fetch.fetch_sync(lk, _models_dir(), mirrors, upstream=upstream, progress=lambda i, n: bar.advance(tasks[i], n),
                               blobs=None if no_mesh else _mesh_reader())
+    # A failed fetch is reported before any verify: what is missing says less than why it is.
+    rep = _verify(lk, json_out) if then_verify and not res.failed else None
     if json_out:
-        emit_json(res.as_dict())
+        emit_json(res.as_dict() | ({"verify": rep.as_dict()} if rep is not None else {}))
     else:
         for i in res.present:
             console.print(f"present  {i}")
@@ -139,8 +153,12 @@ def fetch_cmd(
             console.print(f"fetched  {i} from {src}")
         for i, why in res.failed.items():
             console.print(f"failed   {i}: " + "; ".join(why))
+        if rep is not None:
+            _show(rep)
     if res.failed:
         raise HearthNetError("not_found", f"no source had a verified copy of {', '.join(res.failed)}")
+    if rep is not None:
+        _verdict(rep)
 
 
 def _mesh_reader():

@@ -74,6 +74,14 @@ def inventory(lab: Lab, path: Path, *, site: Path, bundle: Path, work: Path, gro
     return path
 
 
+def _header(line: str) -> tuple[str, str]:
+    """("play" | "task" | "recap" | "", name) of one line of ansible's output."""
+    for prefix, kind in (("PLAY [", "play"), ("TASK [", "task"), ("RUNNING HANDLER [", "task"), ("PLAY RECAP", "recap")):
+        if line.startswith(prefix):
+            return kind, line[len(prefix):].rsplit("]", 1)[0] if kind != "recap" else ""
+    return "", ""
+
+
 def play(lab: Lab, inv: Path, *extra: str, timeout: float = 3600, kill_at_task: int | None = None) -> Run:
     """ansible-playbook site.yml inside the lab's namespace. `kill_at_task`: SIGKILL it (and its
     SSH connections) once the Nth task has started, as a power cut on the controller would.
@@ -109,14 +117,16 @@ def play(lab: Lab, inv: Path, *extra: str, timeout: float = 3600, kill_at_task: 
             log.write(line)
             log.flush()
             now = time.monotonic()
-            if line.startswith("PLAY [") or line.startswith("PLAY RECAP"):
+            kind, name = _header(line)
+            if kind in ("play", "recap"):
                 if current is not None:
                     plays.append((current[0], round(now - current[1], 1)))
-                current = (line.split("[", 1)[1].split("]", 1)[0], now) if line.startswith("PLAY [") else None
-            if line.startswith(("TASK [", "PLAY [", "PLAY RECAP", "RUNNING HANDLER [")):
+                current = (name, now) if kind == "play" else None
+            if kind:
                 if task is not None:
                     task_times.append((task[0], round(now - task[1], 1)))
-                task = (line.split("[", 1)[1].rsplit("]", 1)[0], now) if line.startswith(("TASK [", "RUNNING HANDLER [")) else None
+                    log.write(f"# {task_times[-1][1]:.1f} s: {task[0]}\n")  # each task's wall time, for reading a run later
+                task = (name, now) if kind == "task" else None
             tasks += line.startswith("TASK [")
             if kill_at_task is not None and tasks >= kill_at_task:
                 time.sleep(1)  # into the task, not before it

@@ -21,3 +21,13 @@ def test_the_package_list_is_the_tree():
         files = {p.relative_to(d).as_posix() for p in d.rglob("*") if p.is_file() and p.suffix in (".yaml", ".json", ".md")}
         shipped = {f for f in files if any(Path(f).match(pat) and Path(f).parent == Path(pat).parent for pat in patterns)}
         assert files - shipped <= {"examples/site.yaml"}, files - shipped  # the example's paths point into a checkout
+
+
+def test_the_version_is_one_number():
+    """hearthnet.__version__ is a literal (no metadata lookup at start-up): it must be what pip installed."""
+    import importlib.metadata
+
+    import hearthnet
+
+    assert hearthnet.__version__ == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert hearthnet.__version__ == importlib.metadata.version("hearthnet")

@@ -198,3 +198,21 @@ def test_init_trims_the_community_name_and_reruns_as_a_no_op(capsys, tmp_path):
     assert code == 0 and not json.loads(out)["created_community"]
     code, out, _ = cli(capsys, "--data-dir", d, "id", "--json")
     assert json.loads(out)["community_name"] == "Spaced"
+
+
+def test_init_again_keeps_the_identity_and_leaves_the_config_file_alone(capsys, tmp_path):
+    """Provisioning runs `init --name X --json` on every converge and takes the node id from it."""
+    d = tmp_path / "node"
+    code, out, _ = cli(capsys, "--data-dir", d, "init", "--name", "spark", "--json")
+    first = json.loads(out)
+    assert code == 0 and first["created_identity"]
+    before = (d / "hearthnet.toml").stat()
+    code, out, _ = cli(capsys, "--data-dir", d, "init", "--name", "spark", "--json")
+    again = json.loads(out)
+    assert code == 0 and not again["created_identity"] and again["node_id"] == first["node_id"]
+    after = (d / "hearthnet.toml").stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # not rewritten
+    # A new name is written (and only that changes).
+    code, out, _ = cli(capsys, "--data-dir", d, "init", "--name", "spark-2", "--json")
+    assert code == 0 and json.loads(out)["node_id"] == first["node_id"]
+    assert 'display_name = "spark-2"' in (d / "hearthnet.toml").read_text()

@@ -229,3 +229,27 @@ def test_bundle_wheels_are_only_wheels(tmp_path, two_models):
     p = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--quiet", "--no-index", "--no-deps",
                         "--find-links", str(out / "wheels"), "hearthnet"], capture_output=True, text=True, env={**os.environ, "PIP_NO_INPUT": "1"})
     assert p.returncode == 0, p.stderr
+
+
+def test_fetch_then_verify_is_one_call_that_fails_like_verify(tmp_path, two_models):
+    """`models fetch --verify` (the models role's one call) rehashes the whole lock after fetching."""
+    src, lk = two_models
+    out = tmp_path / "bundle"
+    bundle.write_bundle(out, locks=[lk], plans=[], models_dir=None, mirrors=[src])
+    box = tmp_path / "box"
+    argv = [*HN, "--data-dir", str(box), "models", "fetch", "--lock", str(lk), "--bundle", str(out), "--no-mesh", "--verify", "--json"]
+    p = subprocess.run(argv, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout)
+    assert set(res["fetched"]) == {"model-a", "model-b"} and sorted(res["verify"]["ok"]) == ["model-a", "model-b"]
+    # A pinned file changed on the box is fetched again (fetch hashes what is present), and the verify agrees.
+    with open(box / "models" / "a.gguf", "r+b") as fh:
+        fh.write(b"!")
+    p = subprocess.run(argv, capture_output=True, text=True)
+    res = json.loads(p.stdout)
+    assert p.returncode == 0 and list(res["fetched"]) == ["model-a"] and sorted(res["verify"]["ok"]) == ["model-a", "model-b"]
+    # What fetch cannot mend, the verify refuses, as `models verify` does: a file the lock does not pin.
+    (box / "models" / "stray.gguf").write_bytes(b"x")
+    p = subprocess.run(argv, capture_output=True, text=True)
+    assert p.returncode != 0 and p.stderr.startswith("error[conflict]"), p.stderr
+    assert json.loads(p.stdout)["verify"]["extra"] == [str(box / "models" / "stray.gguf")]
