@@ -144,7 +144,7 @@ class RagService:
         out: list[list[float]] = []
         for i in range(0, len(texts), EMBED_BATCH):
             r = await self.bus.call("embed.text", (1, 0), {"texts": texts[i:i + EMBED_BATCH], "model": self.model}, params={"model": self.model},
-                                    timeout=120)
+                                    timeout=self.config.embed_timeout_seconds)
             out += r["vectors"]
         return out
 
