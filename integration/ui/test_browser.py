@@ -83,8 +83,11 @@ WATCH_JS = """([answer, meta]) => { window.__states = new Promise((resolve) => {
 }); }"""
 
 
-async def _ask(page, answer: str, meta: str, button: str, seconds: float = 120) -> list[str]:
-    """Click `button` and return the texts `answer` showed while the tokens arrived."""
+async def _ask(page, answer: str, meta: str, button: str, seconds: float = 300) -> list[str]:
+    """Click `button` and return the texts `answer` showed while the tokens arrived.
+
+    A limit against a hang, not a speed check: on a 2-core machine also running VMs, the first
+    answer (the model loading, then the tokens) once took longer than 120 s."""
     await page.evaluate(WATCH_JS, [answer, meta])
     await page.click(button)
     return await asyncio.wait_for(page.evaluate("window.__states"), seconds)
