@@ -125,6 +125,7 @@ class EmbeddingConfig(_Section):
     model: str = Field("all-minilm-l6-v2", description="Model-index id of the embedding model served by embed.text.")
     batch_size: int = Field(32, ge=1, le=1024, description="Texts encoded per forward pass.")
     device: str = Field("cpu", description="Torch device for the embedder.")
+    timeout_seconds: float = Field(C.EMBED_TIMEOUT_SECONDS, gt=0, description="Longest one embed.text call (a batch of texts) may take: served here, and asked by this node's RAG; raise it on a slow or emulated box.")
 
 
 class RagConfig(_Section):
@@ -133,7 +134,6 @@ class RagConfig(_Section):
     default_k: int = Field(C.RAG_DEFAULT_K, ge=1, description="Chunks returned when a query gives no k.")
     max_k: int = Field(C.RAG_MAX_K, ge=1, description="Largest k a query may ask for.")
     keyword_weight: float = Field(0.5, ge=0, le=4, description="Weight of the BM25 ranking against the vector ranking in hybrid fusion (1 = plain RRF).")
-    embed_timeout_seconds: float = Field(C.RAG_EMBED_TIMEOUT_SECONDS, gt=0, description="Deadline of each embed.text call while ingesting or querying (one batch of chunks); raise it on a slow or emulated box.")
 
 
 class FileConfig(_Section):

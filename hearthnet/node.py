@@ -202,7 +202,7 @@ class Node:
         if "embed.text" not in cfg.bus.disabled:
             embedder = embedder_from_index(cfg.embedding, [cfg.path(cfg.models.dir)], self._model_index)  # None without the embed extra: routed to peers
             if embedder is not None:
-                self._add_service(EmbeddingService(embedder))
+                self._add_service(EmbeddingService(embedder, cfg.embedding.timeout_seconds))
         self.blobs = BlobStore(cfg.path(cfg.file.blobs_dir), cfg.file.gc_threshold)
         if cfg.rag.enabled and "rag.query" not in cfg.bus.disabled:
             self._add_service(self._rag_service())
@@ -673,7 +673,8 @@ class Node:
             tokenizer = None
         return RagService(cfg.rag, cfg.path(cfg.rag.corpora_dir), bus=self.bus, blobs=self.blobs,
                           append_event=self.append_event,
-                          embed_model=entry.id, embed_dims=int(entry.raw.get("dimensions", 0)), embed_max_tokens=entry.context, tokenizer_file=tokenizer)
+                          embed_model=entry.id, embed_dims=int(entry.raw.get("dimensions", 0)), embed_max_tokens=entry.context, tokenizer_file=tokenizer,
+                          embed_timeout=cfg.embedding.timeout_seconds)
 
     @property
     def clock_skew_seconds(self) -> float:

@@ -167,7 +167,7 @@ def test_village_converges_and_works_across_the_mesh(lab_factory, tmp_path):
     inv = inventory(lab, tmp_path / "inventory.yml", site=site, bundle=bundle, work=tmp_path / "work",
                     groups={"anchors": ["anchor"], "hearths": ["hearth"], "sparks": ["spark"]},
                     # MiniLM under emulation, beside two other VMs: one batch of 32 chunks can take minutes.
-                    host_vars={"anchor": {"hearthnet_settings": {"rag": {"embed_timeout_seconds": 1800}}}})
+                    host_vars={"anchor": {"hearthnet_settings": {"embedding": {"timeout_seconds": 1800}}}})
     sh = lambda name, cmd, timeout=300: lab.ssh(vms[name], cmd, timeout=timeout).stdout  # noqa: E731
     hn = lambda name, args, timeout=300: json.loads(sh(name, f"{HN} {args}", timeout))  # noqa: E731
     sh("anchor", f"cat > /etc/nftables.conf <<'EOF'\n{STRICT_NFT}EOF\nsystemctl enable --now nftables.service && nft list chain inet filter input")

@@ -44,15 +44,16 @@ RESPONSE = {
 class EmbeddingService:
     name = "embedding"
 
-    def __init__(self, embedder: SentenceTransformerEmbedder) -> None:
+    def __init__(self, embedder: SentenceTransformerEmbedder, timeout_seconds: float = C.EMBED_TIMEOUT_SECONDS) -> None:
         self.embedder = embedder
+        self.timeout_seconds = timeout_seconds
 
     def capabilities(self) -> Capabilities:
         m = self.embedder.model
         d = CapabilityDescriptor(
             name="embed.text", version=(1, 0), request_schema=REQUEST, response_schema=RESPONSE,
             params={"model": m.name, "dimensions": m.dimensions, "max_tokens": m.max_tokens, "backend": self.embedder.name},
-            max_concurrent=2, timeout_seconds=120, idempotent=True,
+            max_concurrent=2, timeout_seconds=self.timeout_seconds, idempotent=True,
         )
         return [(d, self._embed, None)]
 

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+from hearthnet import constants as C
 from hearthnet.blobs.chunker import check_cid, chunk_blob
 from hearthnet.blobs.store import BlobStore
 from hearthnet.bus.capability import CallContext, CapabilityDescriptor
@@ -88,13 +89,15 @@ class RagService:
     name = "rag"
 
     def __init__(self, config: RagConfig, corpora_dir: Path, *, bus: Any, blobs: BlobStore, append_event: Callable[[str, dict[str, Any]], Any],
-                 embed_model: str, embed_dims: int, embed_max_tokens: int, tokenizer_file: Path | None) -> None:
+                 embed_model: str, embed_dims: int, embed_max_tokens: int, tokenizer_file: Path | None,
+                 embed_timeout: float = C.EMBED_TIMEOUT_SECONDS) -> None:
         self.config = config
         self.dir = Path(corpora_dir)
         self.bus = bus
         self.blobs = blobs
         self.append_event = append_event  # signs and appends to the community log; returns the event
         self.model, self.dims = embed_model, embed_dims
+        self.embed_timeout = embed_timeout
         self.splitter: Splitter = splitter_for(embed_max_tokens, tokenizer_file)
         self._stores: dict[str, CorpusStore] = {}
         self._ingest_lock = asyncio.Lock()  # one ingest at a time: they share the embedder anyway
@@ -144,7 +147,7 @@ class RagService:
         out: list[list[float]] = []
         for i in range(0, len(texts), EMBED_BATCH):
             r = await self.bus.call("embed.text", (1, 0), {"texts": texts[i:i + EMBED_BATCH], "model": self.model}, params={"model": self.model},
-                                    timeout=self.config.embed_timeout_seconds)
+                                    timeout=self.embed_timeout)
             out += r["vectors"]
         return out
 

@@ -65,3 +65,10 @@ def test_a_language_model_is_not_an_embedder():
     with pytest.raises(HearthNetError) as e:
         embedder_from_index(EmbeddingConfig(model="smollm2-135m-instruct-q4_1"))
     assert e.value.code == "config_invalid"
+
+
+def test_the_served_deadline_is_the_configured_one(bus):
+    """[embedding] timeout_seconds is what embed.text serves with (a slow box raises it, as the VM village does)."""
+    assert bus.registry.local("embed.text", (1, 0)).descriptor.timeout_seconds == 120  # the default
+    svc = EmbeddingService(embedder_from_index(EmbeddingConfig()), EmbeddingConfig(timeout_seconds=1800).timeout_seconds)
+    assert [d.timeout_seconds for d, _, _ in svc.capabilities()] == [1800]
