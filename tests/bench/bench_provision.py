@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import subprocess
 import sys
 import tempfile
@@ -62,8 +63,8 @@ def bench_vm(work: Path) -> None:
     subprocess.run([str(BIN / "hearthnet"), "models", "bundle", "--site", str(site), "--hardware", str(ROOT / "tests/fixtures/hardware/pi4-4gb.json"),
                     "--wheel", str(ROOT), "--out", str(work / "bundle"), "--json"], check=True, capture_output=True, timeout=1800)
     img = build()
-    # The bare minimum, by hand, on a fresh VM.
-    with Lab(img, work / "bare", ns="hnbenchbare") as lab:
+    # The bare minimum, by hand, on a fresh VM. Namespaces carry the pid, so a run beside another cannot take its lab.
+    with Lab(img, work / "bare", ns=f"hnbb{os.getpid()}") as lab:
         vm = lab.start("box", memory="2G", cpus=2)
         lab.wait_ssh(vm)
         t0 = time.monotonic()
@@ -81,7 +82,7 @@ def bench_vm(work: Path) -> None:
         parts["init, start, ready"] = time.monotonic() - t
         bare = time.monotonic() - t0
         print("bare minimum: " + ", ".join(f"{k} {v:.0f} s" for k, v in parts.items()), file=sys.stderr, flush=True)
-    with Lab(img, work / "ansible", ns="hnbenchans") as lab:
+    with Lab(img, work / "ansible", ns=f"hnba{os.getpid()}") as lab:
         vm = lab.start("box", memory="2G", cpus=2)
         lab.wait_ssh(vm)
         inv = inventory(lab, work / "inventory.yml", site=site, bundle=work / "bundle", work=work / "controller",
