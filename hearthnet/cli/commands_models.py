@@ -92,10 +92,10 @@ def verify_cmd(lock_file: LockOpt = None, json_out: JsonOpt = False) -> None:
     _verdict(rep)
 
 
-def _verify(lk: lock.Lock, quiet: bool) -> lock.Report:
+def _verify(lk: lock.Lock, quiet: bool, hashed: lock.Hashed | None = None) -> lock.Report:
     with progress(quiet=quiet) as bar:
         task = bar.add_task("verifying", total=sum(m.size for m in lk.models))
-        return lock.verify_lock(lk, _models_dir(), progress=lambda _id, n: bar.advance(task, n))
+        return lock.verify_lock(lk, _models_dir(), progress=lambda _id, n: bar.advance(task, n), hashed=hashed)
 
 
 def _show(rep: lock.Report) -> None:
@@ -143,7 +143,7 @@ def fetch_cmd(
         res = fetch.fetch_sync(lk, _models_dir(), mirrors, upstream=upstream, progress=lambda i, n: bar.advance(tasks[i], n),
                               blobs=None if no_mesh else _mesh_reader())
     # A failed fetch is reported before any verify: what is missing says less than why it is.
-    rep = _verify(lk, json_out) if then_verify and not res.failed else None
+    rep = _verify(lk, json_out, res.hashed) if then_verify and not res.failed else None
     if json_out:
         emit_json(res.as_dict() | ({"verify": rep.as_dict()} if rep is not None else {}))
     else:

@@ -53,3 +53,17 @@ def test_a_file_missing_from_the_archive_or_outside_the_bundle_fails_before_anyt
     assert rc == 1 and "not in the unpacked archive" in res["msg"]
     assert (staging / "a.txt").exists() and not (root / "a.txt").exists()  # a.txt was fine, and still did not move
     assert (root / ".SHA256SUMS.incoming").exists() and not (root / "SHA256SUMS").exists()  # the old manifest stays
+
+
+def test_files_the_new_manifest_does_not_name_are_removed(tmp_path):
+    """A newer bundle (or a box's smaller part of it) drops wheels: the box keeps only what SHA256SUMS names."""
+    root, staging = bundle(tmp_path, {"wheels/old.whl": b"o", "wheels/kept.whl": b"k", "corpora.json": b"{}"})
+    rc, res = place(tmp_path, root=str(root), staging=str(staging), files=["wheels/old.whl", "wheels/kept.whl", "corpora.json"])
+    assert rc == 0 and res["removed"] == []
+    sums = (root / "SHA256SUMS").read_text().splitlines()
+    (root / ".SHA256SUMS.incoming").write_text("".join(f"{line}\n" for line in sums if not line.endswith("wheels/old.whl")))
+    rc, res = place(tmp_path, root=str(root), staging=str(root / ".incoming"), files=[])
+    assert rc == 0 and res["changed"] and res["removed"] == ["wheels/old.whl"] and res["verified"] == 2, res
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == ["SHA256SUMS", "corpora.json", "wheels/kept.whl"]
+    rc, res = place(tmp_path, root=str(root), staging=str(root / ".incoming"), files=[])
+    assert rc == 0 and not res["changed"] and res["removed"] == []

@@ -76,3 +76,8 @@ def test_check_mode_on_this_machine_changes_nothing(tmp_path):
     rendered = tmp_path / "work" / "render" / "here"
     assert 'host = "0.0.0.0"' in (rendered / "hearthnet.toml").read_text().split("[ui]", 1)[1]
     assert json.loads((rendered / "receipt.json").read_text())["inputs"]["settings"] == hashlib.sha256(settings.read_bytes()).hexdigest()
+    # A box whose extras the bundle has no wheels for stops in preflight, with one message, before anything is copied.
+    p = run(str(BIN / "ansible-playbook"), "-i", str(inv), "site.yml", "--check", "--tags", "preflight", "-e", '{"hearthnet_extras": ["llm"]}', timeout=900)
+    out = p.stdout + p.stderr
+    assert p.returncode != 0 and "the bundle has no wheels for extras [llm] (its wheels.json has: [])" in out, out[-4000:]
+    assert {str(p): p.exists() for p in watched} == before

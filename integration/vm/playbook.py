@@ -9,6 +9,7 @@ is recorded, and the PLAY RECAP is parsed per host.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -55,6 +56,14 @@ class Run:
 
     def tail(self, lines: int = 60) -> str:
         return "\n".join(self.output.splitlines()[-lines:])
+
+
+def bundle_part(bundle: Path, extras: list[str]) -> list[str]:
+    """The files of the bundle a box with these extras is sent (the install role's part of it):
+    its extras' wheels (wheels.json), every model, corpus and plan."""
+    wheels = set(json.loads((bundle / "wheels.json").read_text())["sets"][",".join(sorted(extras))])
+    names = [line.split("  ", 1)[1] for line in (bundle / "SHA256SUMS").read_text().splitlines()]
+    return sorted(n for n in names if not n.startswith("wheels/") or n.removeprefix("wheels/") in wheels)
 
 
 def inventory(lab: Lab, path: Path, *, site: Path, bundle: Path, work: Path, groups: dict[str, list[str]],

@@ -8,6 +8,8 @@
                              llama-cpp-python is the portable wheel of the wheelhouse
                              (llama_wheel.build: pinned flags, built once, checked), never
                              one pip builds or caches
+    DIR/wheels.json          which of them each set of HearthNet's extras installs
+                             (pip's resolver, no index): a box is sent only its set
     DIR/SHA256SUMS           sha256 of every other file, `sha256sum -c` compatible
 
 A bundle is built in a temporary sibling directory and renamed into place, and is
@@ -17,12 +19,16 @@ uses it.
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +40,7 @@ from hearthnet.provision.models import find_local
 from hearthnet.storage import sha256_of
 
 SUMS = "SHA256SUMS"
+WHEEL_SETS = "wheels.json"
 
 
 def _merged_lock(paths: list[Path]) -> Lock:
@@ -63,6 +70,43 @@ def _wheels(dest: Path, specs: list[str], no_deps: bool, step: Callable[[str], N
     stray = [f.name for f in dest.iterdir() if not f.name.endswith(".whl")]
     if stray:
         raise HearthNetError("internal", f"pip left non-wheel files in the bundle: {', '.join(stray)}")
+
+
+_SPEC = re.compile(r"^\s*(?P<base>[^\[\s=<>!~;]+)\s*(?:\[(?P<extras>[^\]]*)\])?")
+
+
+def _own_extras(specs: list[str]) -> list[str]:
+    """The extras the specs name for HearthNet itself (by name, or a checkout path)."""
+    named: set[str] = set()
+    for spec in specs:
+        m = _SPEC.match(spec)
+        if m and m["extras"] and (m["base"].lower() == "hearthnet" or Path(m["base"]).is_dir()):
+            named |= {e.strip() for e in m["extras"].split(",") if e.strip()}
+    return sorted(named)
+
+
+def _wheel_sets(dest: Path, specs: list[str], no_deps: bool) -> dict[str, list[str]]:
+    """Which wheels `pip install hearthnet[extras]` takes from dest alone, for every subset of
+    the extras the bundle was built with ("" is the base package). Keys: the extras, sorted, joined by ','."""
+    own = sorted(dest.glob("hearthnet-*.whl"))
+    if not own:
+        return {}
+    version = own[0].name.split("-")[1]
+    extras = _own_extras(specs)
+    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
+    sets: dict[str, list[str]] = {}
+    for n in range(len(extras) + 1):
+        for combo in itertools.combinations(extras, n):
+            req = f"hearthnet[{','.join(combo)}]=={version}" if combo else f"hearthnet=={version}"
+            p = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet", "--report", "-",
+                                "--no-index", "--find-links", str(dest), *(["--no-deps"] if no_deps else []), req],
+                               capture_output=True, text=True, env=env)
+            if p.returncode != 0:
+                last = (p.stderr.strip().splitlines() or ["pip failed"])[-1]
+                raise HearthNetError("internal", f"the bundle's wheels do not install {req} on their own: {last}")
+            urls = [i["download_info"]["url"] for i in json.loads(p.stdout)["install"]]
+            sets[",".join(combo)] = sorted(Path(urllib.parse.unquote(urllib.parse.urlparse(u).path)).name for u in urls)
+    return sets
 
 
 def project_spec(extras: str = "llm,embed") -> str:
@@ -121,10 +165,14 @@ def write_bundle(out: Path, *, locks: list[Path], plans: list[Path], plan_root: 
                 seen[c.corpus] = {**c.model_dump(), "sources": [{"path": f"corpora/{c.corpus}", "extensions": sorted({f.suffix.lower() for f in sc.files}) or [".md"],
                                                                   "max_bytes": max([s.max_bytes for s in c.sources] or [1])}] if sc.files else []}
         (tmp / "corpora.json").write_text(json.dumps({"version": 1, "corpora": [seen[k] for k in sorted(seen)]}, indent=2, sort_keys=True) + "\n")
+        sets: dict[str, list[str]] = {}
         if wheels:
             step("wheels")
             (tmp / "wheels").mkdir()
             _wheels(tmp / "wheels", wheels, no_deps, step)
+            step("wheel sets")
+            sets = _wheel_sets(tmp / "wheels", wheels, no_deps)
+        (tmp / WHEEL_SETS).write_text(json.dumps({"version": 1, "sets": sets}, indent=2, sort_keys=True) + "\n")
         step("checksums")
         (tmp / SUMS).write_text(_sums(tmp))
         old = out.with_name(f".{out.name}.old")
@@ -141,6 +189,7 @@ def write_bundle(out: Path, *, locks: list[Path], plans: list[Path], plan_root: 
         raise
     return {"path": str(out), "models": [m.id for m, _ in sources], "packaged_models": [m.id for m in lock.models if m not in [x for x, _ in sources]],
             "corpora": sorted(seen), "wheels": sorted(f.name for f in (out / "wheels").iterdir()) if (out / "wheels").is_dir() else [],
+            "wheel_sets": {k: len(v) for k, v in sets.items()},
             "bytes": sum(f.stat().st_size for f in out.rglob("*") if f.is_file()), "seconds": round(time.monotonic() - started, 1)}
 
 
@@ -187,4 +236,4 @@ def verify_bundle(root: Path) -> int:
     return len(listed)
 
 
-__all__ = ["SUMS", "project_spec", "site_inputs", "verify_bundle", "write_bundle"]
+__all__ = ["SUMS", "WHEEL_SETS", "project_spec", "site_inputs", "verify_bundle", "write_bundle"]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hearthnet.errors import HearthNetError
-from hearthnet.provision.lock import PARTIAL, Lock, LockedModel, Progress, local_path
+from hearthnet.provision.lock import PARTIAL, Hashed, Lock, LockedModel, Progress, local_path, stat_key
 from hearthnet.storage import fsync_dir, sha256_of
 
 
@@ -27,6 +27,7 @@ class FetchResult:
     fetched: dict[str, str] = field(default_factory=dict)  # id -> source it came from
     present: list[str] = field(default_factory=list)
     failed: dict[str, list[str]] = field(default_factory=dict)  # id -> what each source said
+    hashed: Hashed = field(default_factory=dict)  # what this fetch hashed, for a verify right after (not on the wire)
 
     def as_dict(self) -> dict[str, Any]:
         return {"fetched": self.fetched, "present": self.present, "failed": self.failed}
@@ -94,9 +95,12 @@ async def fetch(lock: Lock, models_dir: Path, mirrors: list[str], *, upstream: b
     res = FetchResult()
     for m in lock.models:
         have = local_path(m, models_dir)
-        if have is not None and have.stat().st_size == m.size and sha256_of(have) == m.sha256:
-            res.present.append(m.id)
-            continue
+        if have is not None and have.stat().st_size == m.size:
+            key, digest = stat_key(have), sha256_of(have)
+            res.hashed[str(have)] = (*key, digest)
+            if digest == m.sha256:
+                res.present.append(m.id)
+                continue
         models_dir.mkdir(parents=True, exist_ok=True)
         tmp = models_dir / f"{PARTIAL}{m.file}"
         tried = []
@@ -112,6 +116,7 @@ async def fetch(lock: Lock, models_dir: Path, mirrors: list[str], *, upstream: b
                 raise
             os.replace(tmp, models_dir / m.file)
             fsync_dir(models_dir)
+            res.hashed[str(models_dir / m.file)] = (*stat_key(models_dir / m.file), m.sha256)  # _copy_into checked it
             res.fetched[m.id] = src
             break
         else:

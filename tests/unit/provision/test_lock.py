@@ -172,7 +172,7 @@ def test_bundle_is_verified_before_use(tmp_path, two_models):
     out = tmp_path / "bundle"
     info = bundle.write_bundle(out, locks=[lk], plans=[plan], models_dir=d)
     assert info["models"] == ["model-a", "model-b"] and info["corpora"] == ["handbook"]
-    assert bundle.verify_bundle(out) == 5  # 2 models, lock, plan, one document (big.md is over max_bytes)
+    assert bundle.verify_bundle(out) == 6  # 2 models, lock, plan, wheel sets (none), one document (big.md is over max_bytes)
     # `sha256sum -c` reads the same manifest.
     assert subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=out).returncode == 0
     # The bundled plan points into the bundle; a box seeds from it with the bundle as root.
@@ -222,7 +222,9 @@ def test_bundle_wheels_are_only_wheels(tmp_path, two_models):
     out = tmp_path / "bundle"
     info = bundle.write_bundle(out, locks=[lk], plans=[], models_dir=d, wheels=[bundle.project_spec().partition("[")[0]], no_deps=True)
     assert len(info["wheels"]) == 1 and info["wheels"][0].startswith("hearthnet-") and info["wheels"][0].endswith(".whl")
-    assert bundle.verify_bundle(out) == 5  # 2 models, lock, plan, the wheel
+    assert bundle.verify_bundle(out) == 6  # 2 models, lock, plan, the wheel, its wheel sets
+    # pip's resolver, on the bundle alone, says what the base package takes (no extras were built).
+    assert json.loads((out / bundle.WHEEL_SETS).read_text())["sets"] == {"": info["wheels"]} and info["wheel_sets"] == {"": 1}
     # The bundle installs with no index at all.
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
@@ -231,8 +233,15 @@ def test_bundle_wheels_are_only_wheels(tmp_path, two_models):
     assert p.returncode == 0, p.stderr
 
 
+def test_the_extras_a_bundle_is_built_with_are_hearthnets_own(tmp_path):
+    checkout = bundle.project_spec().partition("[")[0]
+    assert bundle._own_extras([f"{checkout}[llm, embed]", "llama-cpp-python[server]==0.3.36", "hearthnet[ui]==1.0"]) == ["embed", "llm", "ui"]
+    assert bundle._own_extras([checkout, "hearthnet>=1", f"{tmp_path / 'nothing-here'}[llm]"]) == []
+
+
 def test_fetch_then_verify_is_one_call_that_fails_like_verify(tmp_path, two_models):
-    """`models fetch --verify` (the models role's one call) rehashes the whole lock after fetching."""
+    """`models fetch --verify` (the models role's one call) verifies the whole lock after fetching,
+    reading each file once: what the fetch just hashed is not hashed again."""
     src, lk = two_models
     out = tmp_path / "bundle"
     bundle.write_bundle(out, locks=[lk], plans=[], models_dir=None, mirrors=[src])
@@ -242,6 +251,11 @@ def test_fetch_then_verify_is_one_call_that_fails_like_verify(tmp_path, two_mode
     assert p.returncode == 0, p.stderr
     res = json.loads(p.stdout)
     assert set(res["fetched"]) == {"model-a", "model-b"} and sorted(res["verify"]["ok"]) == ["model-a", "model-b"]
+    assert res["verify"]["bytes_hashed"] == 0 and "hashed" not in res
+    # `models verify` alone rehashes every file.
+    alone = json.loads(subprocess.run([*HN, "--data-dir", str(box), "models", "verify", "--lock", str(lk), "--json"],
+                                      capture_output=True, text=True, check=True).stdout)
+    assert alone["bytes_hashed"] == sum(m.size for m in lock.load_lock(lk).models) > 0
     # A pinned file changed on the box is fetched again (fetch hashes what is present), and the verify agrees.
     with open(box / "models" / "a.gguf", "r+b") as fh:
         fh.write(b"!")

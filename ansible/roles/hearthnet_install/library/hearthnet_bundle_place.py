@@ -1,5 +1,6 @@
 #!/usr/bin/python
-"""Move a bundle's newly unpacked files into place, then check the whole bundle against its SHA256SUMS.
+"""Move a bundle's newly unpacked files into place, drop the files its SHA256SUMS no longer lists,
+then check the whole bundle against it.
 
 One module run instead of one task per step: under emulation, or on a small box, each task
 costs seconds of Python start-up on the box. Each file is moved by rename, so a run killed
@@ -21,8 +22,9 @@ module: hearthnet_bundle_place
 short_description: Place a HearthNet bundle's unpacked files by rename and verify the bundle
 description:
   - Moves each listed file from the staging directory into the bundle root (by rename),
-    moves the staged manifest into place as SHA256SUMS, removes the staging leftovers, then
-    checks every file SHA256SUMS names (strict; like sha256sum --check --strict).
+    moves the staged manifest into place as SHA256SUMS, removes the staging leftovers and every
+    file SHA256SUMS does not name (an earlier bundle's wheels), then checks every file it names
+    (strict; like sha256sum --check --strict).
 options:
   root: {description: The bundle's directory on the box., type: path, required: true}
   staging: {description: Where the archive was unpacked (inside root)., type: path, required: true}
@@ -33,6 +35,7 @@ author: HearthNet
 
 RETURN = r"""
 placed: {description: The files moved into place by this run., type: list, returned: always}
+removed: {description: Files SHA256SUMS does not name, removed by this run., type: list, returned: success}
 verified: {description: How many files SHA256SUMS names, all of them checked., type: int, returned: success}
 """
 
@@ -79,26 +82,36 @@ def main() -> None:
     for name in os.listdir(root):
         if name.startswith(STAGING_PREFIX):
             shutil.rmtree(os.path.join(root, name), ignore_errors=True)
-    bad, count = [], 0
     try:
         with open(os.path.join(root, "SHA256SUMS"), encoding="utf-8") as fh:
             lines = fh.read().splitlines()
     except OSError as exc:
         module.fail_json(msg=f"{root}/SHA256SUMS: {exc.strerror}", placed=files)
+    listed = {}
     for n, line in enumerate(lines, 1):
         m = LINE.match(line)
         if not m:
             module.fail_json(msg=f"{root}/SHA256SUMS line {n} is not '<sha256>  <path>'", placed=files)
-        path = os.path.join(root, m[2])
-        count += 1
+        listed[os.path.normpath(m[2])] = m[1]
+    # The box holds its part of the bundle and nothing else: pip's --find-links and the state
+    # record see exactly the wheels SHA256SUMS names, also after a newer bundle replaced them.
+    removed = []
+    for parent, _dirs, names in os.walk(root):
+        for name in names:
+            rel = os.path.relpath(os.path.join(parent, name), root)
+            if rel not in listed and rel != "SHA256SUMS" and not rel.startswith(STAGING_PREFIX):
+                os.unlink(os.path.join(root, rel))
+                removed.append(rel)
+    bad = []
+    for rel, digest in listed.items():
         try:
-            if sha256(path) != m[1]:
-                bad.append(f"{m[2]}: FAILED")
+            if sha256(os.path.join(root, rel)) != digest:
+                bad.append(f"{rel}: FAILED")
         except OSError as exc:
-            bad.append(f"{m[2]}: {exc.strerror}")
+            bad.append(f"{rel}: {exc.strerror}")
     if bad:
         module.fail_json(msg=f"the bundle on the box does not match its SHA256SUMS: {'; '.join(bad[:10])}", placed=files, failed_files=bad)
-    module.exit_json(changed=changed, placed=files, verified=count)
+    module.exit_json(changed=changed or bool(removed), placed=files, removed=sorted(removed), verified=len(listed))
 
 
 if __name__ == "__main__":
