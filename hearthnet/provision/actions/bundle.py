@@ -9,7 +9,8 @@
                              (llama_wheel.build: pinned flags, built once, checked), never
                              one pip builds or caches
     DIR/wheels.json          which of them each set of HearthNet's extras installs
-                             (pip's resolver, no index): a box is sent only its set
+                             (pip's resolver, no index): a box is sent only its set,
+                             and the pip wheel ("installer") that installs it
     DIR/SHA256SUMS           sha256 of every other file, `sha256sum -c` compatible
 
 A bundle is built in a temporary sibling directory and renamed into place, and is
@@ -53,7 +54,11 @@ def _merged_lock(paths: list[Path]) -> Lock:
     return Lock(version=1, models=[by_id[k] for k in sorted(by_id)])
 
 
-def _wheels(dest: Path, specs: list[str], no_deps: bool, step: Callable[[str], None]) -> None:
+def _wheels(dest: Path, specs: list[str], no_deps: bool, step: Callable[[str], None]) -> str:
+    """pip wheel the specs into dest, and pip itself: the installer a box runs from the bundle
+    (a venv made --without-pip skips ensurepip, a minute under emulation). Returns its file name."""
+    import importlib.metadata
+
     from hearthnet.provision.actions import llama_wheel
 
     llama: list[str] = []
@@ -62,7 +67,7 @@ def _wheels(dest: Path, specs: list[str], no_deps: bool, step: Callable[[str], N
         shutil.copyfile(b.wheel_path, dest / b.wheel)
         llama = ["--find-links", b.dir, "--only-binary", llama_wheel.PACKAGE]
     cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(dest), "--no-build-isolation", *llama,
-           *(["--no-deps"] if no_deps else []), *specs]
+           *(["--no-deps"] if no_deps else []), *specs, f"pip=={importlib.metadata.version('pip')}"]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         last = (p.stderr.strip().splitlines() or ["pip failed"])[-1]
@@ -70,6 +75,7 @@ def _wheels(dest: Path, specs: list[str], no_deps: bool, step: Callable[[str], N
     stray = [f.name for f in dest.iterdir() if not f.name.endswith(".whl")]
     if stray:
         raise HearthNetError("internal", f"pip left non-wheel files in the bundle: {', '.join(stray)}")
+    return next(f.name for f in dest.glob("pip-*.whl"))
 
 
 _SPEC = re.compile(r"^\s*(?P<base>[^\[\s=<>!~;]+)\s*(?:\[(?P<extras>[^\]]*)\])?")
@@ -166,13 +172,14 @@ def write_bundle(out: Path, *, locks: list[Path], plans: list[Path], plan_root: 
                                                                   "max_bytes": max([s.max_bytes for s in c.sources] or [1])}] if sc.files else []}
         (tmp / "corpora.json").write_text(json.dumps({"version": 1, "corpora": [seen[k] for k in sorted(seen)]}, indent=2, sort_keys=True) + "\n")
         sets: dict[str, list[str]] = {}
+        installer = ""
         if wheels:
             step("wheels")
             (tmp / "wheels").mkdir()
-            _wheels(tmp / "wheels", wheels, no_deps, step)
+            installer = _wheels(tmp / "wheels", wheels, no_deps, step)
             step("wheel sets")
             sets = _wheel_sets(tmp / "wheels", wheels, no_deps)
-        (tmp / WHEEL_SETS).write_text(json.dumps({"version": 1, "sets": sets}, indent=2, sort_keys=True) + "\n")
+        (tmp / WHEEL_SETS).write_text(json.dumps({"version": 1, "installer": installer, "sets": sets}, indent=2, sort_keys=True) + "\n")
         step("checksums")
         (tmp / SUMS).write_text(_sums(tmp))
         old = out.with_name(f".{out.name}.old")
@@ -189,7 +196,7 @@ def write_bundle(out: Path, *, locks: list[Path], plans: list[Path], plan_root: 
         raise
     return {"path": str(out), "models": [m.id for m, _ in sources], "packaged_models": [m.id for m in lock.models if m not in [x for x, _ in sources]],
             "corpora": sorted(seen), "wheels": sorted(f.name for f in (out / "wheels").iterdir()) if (out / "wheels").is_dir() else [],
-            "wheel_sets": {k: len(v) for k, v in sets.items()},
+            "wheel_sets": {k: len(v) for k, v in sets.items()}, "installer": installer,
             "bytes": sum(f.stat().st_size for f in out.rglob("*") if f.is_file()), "seconds": round(time.monotonic() - started, 1)}
 
 

@@ -221,16 +221,20 @@ def test_bundle_wheels_are_only_wheels(tmp_path, two_models):
     fetch.fetch_sync(lock.load_lock(lk), d, [str(src)])
     out = tmp_path / "bundle"
     info = bundle.write_bundle(out, locks=[lk], plans=[], models_dir=d, wheels=[bundle.project_spec().partition("[")[0]], no_deps=True)
-    assert len(info["wheels"]) == 1 and info["wheels"][0].startswith("hearthnet-") and info["wheels"][0].endswith(".whl")
-    assert bundle.verify_bundle(out) == 6  # 2 models, lock, plan, the wheel, its wheel sets
+    own = [w for w in info["wheels"] if w.startswith("hearthnet-")]
+    assert len(own) == 1 and own[0].endswith(".whl") and info["installer"].startswith("pip-") and sorted([*own, info["installer"]]) == info["wheels"]
+    assert bundle.verify_bundle(out) == 7  # 2 models, lock, plan, the wheel, pip's, the wheel sets
     # pip's resolver, on the bundle alone, says what the base package takes (no extras were built).
-    assert json.loads((out / bundle.WHEEL_SETS).read_text())["sets"] == {"": info["wheels"]} and info["wheel_sets"] == {"": 1}
-    # The bundle installs with no index at all.
+    sets = json.loads((out / bundle.WHEEL_SETS).read_text())
+    assert sets["sets"] == {"": own} and info["wheel_sets"] == {"": 1} and sets["installer"] == info["installer"]
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    p = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--quiet", "--no-index", "--no-deps",
-                        "--find-links", str(out / "wheels"), "hearthnet"], capture_output=True, text=True, env={**os.environ, "PIP_NO_INPUT": "1"})
+    # The bundle installs with no index at all, by the bundle's own pip (run from its wheel), into a venv without pip, as a box does.
+    p = subprocess.run([str(venv / "bin" / "python"), str(out / "wheels" / info["installer"] / "pip"), "install", "--quiet", "--no-index", "--no-deps",
+                        "--find-links", str(out / "wheels"), "hearthnet"], capture_output=True, text=True,
+                       env={**os.environ, "PIP_NO_INPUT": "1", "PIP_CONFIG_FILE": os.devnull})
     assert p.returncode == 0, p.stderr
+    assert list((venv / "lib").glob("python3*/site-packages/hearthnet/__init__.py"))
 
 
 def test_the_extras_a_bundle_is_built_with_are_hearthnets_own(tmp_path):
