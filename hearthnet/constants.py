@@ -64,6 +64,12 @@ LLAMA_CPP_PORTABLE_CMAKE_ARGS_X86_64 = (
 LLAMA_CPP_PORTABLE_CMAKE_ARGS_OTHER = ("-DGGML_NATIVE=OFF",)
 ENV_LLAMA_CMAKE_ARGS = "HEARTHNET_LLAMA_CMAKE_ARGS"  # replaces the pinned flags (a box without AVX2)
 ENV_WHEELHOUSE = "HEARTHNET_WHEELHOUSE"  # default: $XDG_CACHE_HOME/hearthnet/wheels
+# models fetch keeps this much disk free beyond the files it still has to fetch.
+MODELS_DISK_MARGIN_BYTES = 256 << 20
+# The offline bundle's installer: uv's binary from its PyPI wheel (tools/uv in the bundle). Under
+# emulation pip spent 72 s of a 254 s converge on one base install; uv (native code) installs the same
+# wheels, compiling their bytecode on every core (docs/provisioning.md, "The offline bundle").
+UV_VERSION = "0.13.9"
 LLM_WORKER_RESTART_BACKOFF_FIRST_SECONDS = 1.0
 LLM_WORKER_RESTART_BACKOFF_MAX_SECONDS = 60.0
 # A worker that ran this long without dying starts the backoff over at its first step.

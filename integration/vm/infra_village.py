@@ -81,7 +81,6 @@ def test_state_record(host):
     assert phases["service"]["enabled"] and phases["service"]["active"]
     assert phases["render"]["files"] == {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in mine.iterdir()}
     assert phases["install"]["artifacts"] and all(sums[n] == d for n, d in phases["install"]["artifacts"].items())
-    # The box holds the wheels of its own extras and their installer (pip), no more (a spark is not sent torch).
-    sets = json.loads((BUNDLE / "wheels.json").read_text())
-    part = [*sets["sets"][",".join(phases["install"]["extras"])], sets["installer"]]
+    # The box installed the wheels of its own extras, no more (a spark is not sent torch).
+    part = json.loads((BUNDLE / "wheels.json").read_text())["sets"][",".join(phases["install"]["extras"])]
     assert sorted(phases["install"]["artifacts"]) == sorted(f"wheels/{w}" for w in part)

@@ -60,9 +60,8 @@ class Run:
 
 def bundle_part(bundle: Path, extras: list[str]) -> list[str]:
     """The files of the bundle a box with these extras is sent (the install role's part of it):
-    its extras' wheels and the pip wheel that installs them (wheels.json), every model, corpus and plan."""
-    sets = json.loads((bundle / "wheels.json").read_text())
-    wheels = {*sets["sets"][",".join(sorted(extras))], sets["installer"]}
+    its extras' wheels (wheels.json), the installer (tools/uv), every model, corpus and plan."""
+    wheels = set(json.loads((bundle / "wheels.json").read_text())["sets"][",".join(sorted(extras))])
     names = [line.split("  ", 1)[1] for line in (bundle / "SHA256SUMS").read_text().splitlines()]
     return sorted(n for n in names if not n.startswith("wheels/") or n.removeprefix("wheels/") in wheels)
 

@@ -26,7 +26,7 @@ from hearthnet.errors import HearthNetError
 from hearthnet.events.types import PolicyData
 from hearthnet.home import Home
 from hearthnet.provision.profiles import load_yaml, validate
-from hearthnet.storage import atomic_write_text, read_text
+from hearthnet.storage import atomic_write_text, ensure_private_dir, read_text
 
 CallNode = Callable[[str, dict[str, Any]], Any]  # (capability, body) -> answer of this box's running node; raises no_node
 
@@ -111,7 +111,7 @@ def run_create(home: Home, plan: CreatePlan, invites_dir: Path, call_node: CallN
                         raise
                     rep.pending.append(f"{host}: invite waits for this box's node to run (start it, then bootstrap again)")
                     continue
-                atomic_write_text(invites_dir / f"{host}.txt", res["invite"] + "\n", mode=0o600)
+                atomic_write_text(ensure_private_dir(invites_dir) / f"{host}.txt", res["invite"] + "\n", mode=0o600)
                 rep.did(f"{host}: invite issued")
         return rep
     rep.pending.extend(f"{h}: invite after the node runs" for h in sorted(plan.hosts))

@@ -9,8 +9,9 @@
                              (llama_wheel.build: pinned flags, built once, checked), never
                              one pip builds or caches
     DIR/wheels.json          which of them each set of HearthNet's extras installs
-                             (pip's resolver, no index): a box is sent only its set,
-                             and the pip wheel ("installer") that installs it
+                             (pip's resolver, no index): a box is sent only its set;
+                             "installer" names the tool that installs them on a box
+    DIR/tools/uv             that installer: uv's binary, from its pinned PyPI wheel
     DIR/SHA256SUMS           sha256 of every other file, `sha256sum -c` compatible
 
 A bundle is built in a temporary sibling directory and renamed into place, and is
@@ -30,10 +31,12 @@ import sys
 import tempfile
 import time
 import urllib.parse
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hearthnet import constants as C
 from hearthnet.errors import HearthNetError
 from hearthnet.provision import corpora
 from hearthnet.provision.lock import Lock, copy_verified, load_lock
@@ -54,11 +57,15 @@ def _merged_lock(paths: list[Path]) -> Lock:
     return Lock(version=1, models=[by_id[k] for k in sorted(by_id)])
 
 
-def _wheels(dest: Path, specs: list[str], no_deps: bool, step: Callable[[str], None]) -> str:
-    """pip wheel the specs into dest, and pip itself: the installer a box runs from the bundle
-    (a venv made --without-pip skips ensurepip, a minute under emulation). Returns its file name."""
-    import importlib.metadata
+def _pip(args: list[str], what: str) -> None:
+    p = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True)
+    if p.returncode != 0:
+        last = (p.stderr.strip().splitlines() or ["pip failed"])[-1]
+        raise HearthNetError("internal", f"pip {what}: {last}")
 
+
+def _wheels(dest: Path, specs: list[str], no_deps: bool, step: Callable[[str], None]) -> None:
+    """pip wheel the specs into dest: wheels only, llama-cpp-python from the portable wheelhouse."""
     from hearthnet.provision.actions import llama_wheel
 
     llama: list[str] = []
@@ -66,16 +73,27 @@ def _wheels(dest: Path, specs: list[str], no_deps: bool, step: Callable[[str], N
         b = llama_wheel.build(say=step)
         shutil.copyfile(b.wheel_path, dest / b.wheel)
         llama = ["--find-links", b.dir, "--only-binary", llama_wheel.PACKAGE]
-    cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(dest), "--no-build-isolation", *llama,
-           *(["--no-deps"] if no_deps else []), *specs, f"pip=={importlib.metadata.version('pip')}"]
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    if p.returncode != 0:
-        last = (p.stderr.strip().splitlines() or ["pip failed"])[-1]
-        raise HearthNetError("internal", f"pip wheel {' '.join(specs)}: {last}")
+    _pip(["wheel", "--quiet", "--wheel-dir", str(dest), "--no-build-isolation", *llama, *(["--no-deps"] if no_deps else []), *specs],
+         f"wheel {' '.join(specs)}")
     stray = [f.name for f in dest.iterdir() if not f.name.endswith(".whl")]
     if stray:
         raise HearthNetError("internal", f"pip left non-wheel files in the bundle: {', '.join(stray)}")
-    return next(f.name for f in dest.glob("pip-*.whl"))
+
+
+def _installer(root: Path) -> str:
+    """uv's binary, taken out of its pinned wheel into root/tools/uv: the box runs it as it is
+    (no venv with pip, no ensurepip: a minute each under emulation). Returns its path in the bundle."""
+    with tempfile.TemporaryDirectory(prefix="hearthnet-uv-") as t:
+        _pip(["download", "--quiet", "--no-deps", "--only-binary", ":all:", "--dest", t, f"uv=={C.UV_VERSION}"], f"download uv=={C.UV_VERSION}")
+        wheel = next(Path(t).glob("uv-*.whl"))
+        with zipfile.ZipFile(wheel) as z:
+            member = next((n for n in z.namelist() if n.endswith(".data/scripts/uv")), None)
+            if member is None:
+                raise HearthNetError("internal", f"{wheel.name} holds no uv binary")
+            (root / "tools").mkdir()
+            (root / "tools" / "uv").write_bytes(z.read(member))
+    (root / "tools" / "uv").chmod(0o755)
+    return "tools/uv"
 
 
 _SPEC = re.compile(r"^\s*(?P<base>[^\[\s=<>!~;]+)\s*(?:\[(?P<extras>[^\]]*)\])?")
@@ -176,7 +194,9 @@ def write_bundle(out: Path, *, locks: list[Path], plans: list[Path], plan_root: 
         if wheels:
             step("wheels")
             (tmp / "wheels").mkdir()
-            installer = _wheels(tmp / "wheels", wheels, no_deps, step)
+            _wheels(tmp / "wheels", wheels, no_deps, step)
+            step("installer")
+            installer = _installer(tmp)
             step("wheel sets")
             sets = _wheel_sets(tmp / "wheels", wheels, no_deps)
         (tmp / WHEEL_SETS).write_text(json.dumps({"version": 1, "installer": installer, "sets": sets}, indent=2, sort_keys=True) + "\n")

@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hearthnet import constants as C
 from hearthnet.errors import HearthNetError
 from hearthnet.provision.lock import PARTIAL, Hashed, Lock, LockedModel, Progress, local_path, stat_key
 from hearthnet.storage import fsync_dir, sha256_of
@@ -89,10 +91,24 @@ async def _copy_into(src: str, tmp: Path, m: LockedModel, progress: Progress | N
         raise HearthNetError("db_corrupt", f"{src}: {size} bytes, sha256 {h.hexdigest()[:12]}… does not match the lock")
 
 
+def _room_for(models: list[LockedModel], models_dir: Path) -> None:
+    """Refuse before the first byte when the disk cannot hold the files still to fetch (each lands
+    in a partial file beside its final name first), rather than fill it and fail halfway."""
+    if not models:
+        return
+    where = next(p for p in (models_dir, *models_dir.parents) if p.exists())
+    free, need = shutil.disk_usage(where).free, sum(m.size for m in models) + C.MODELS_DISK_MARGIN_BYTES
+    if free < need:
+        raise HearthNetError("storage_error", f"{free >> 20} MB free in {where}; the {len(models)} pinned file(s) this box lacks need "
+                                              f"{need >> 20} MB with {C.MODELS_DISK_MARGIN_BYTES >> 20} MB to spare: free space there, "
+                                              "or pin smaller models for this host in the site")
+
+
 async def fetch(lock: Lock, models_dir: Path, mirrors: list[str], *, upstream: bool = False, progress: Progress | None = None,
                 blobs: BlobReader | None = None) -> FetchResult:
     """Bring every pinned file the box lacks (or has wrong) into models_dir; verified before it is moved into place."""
     res = FetchResult()
+    todo = []
     for m in lock.models:
         have = local_path(m, models_dir)
         if have is not None and have.stat().st_size == m.size:
@@ -101,6 +117,9 @@ async def fetch(lock: Lock, models_dir: Path, mirrors: list[str], *, upstream: b
             if digest == m.sha256:
                 res.present.append(m.id)
                 continue
+        todo.append(m)
+    _room_for(todo, models_dir)
+    for m in todo:
         models_dir.mkdir(parents=True, exist_ok=True)
         tmp = models_dir / f"{PARTIAL}{m.file}"
         tried = []

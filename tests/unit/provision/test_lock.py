@@ -222,18 +222,21 @@ def test_bundle_wheels_are_only_wheels(tmp_path, two_models):
     out = tmp_path / "bundle"
     info = bundle.write_bundle(out, locks=[lk], plans=[], models_dir=d, wheels=[bundle.project_spec().partition("[")[0]], no_deps=True)
     own = [w for w in info["wheels"] if w.startswith("hearthnet-")]
-    assert len(own) == 1 and own[0].endswith(".whl") and info["installer"].startswith("pip-") and sorted([*own, info["installer"]]) == info["wheels"]
-    assert bundle.verify_bundle(out) == 7  # 2 models, lock, plan, the wheel, pip's, the wheel sets
+    assert len(own) == 1 and own[0].endswith(".whl") and own == info["wheels"] and info["installer"] == "tools/uv"
+    assert bundle.verify_bundle(out) == 7  # 2 models, lock, plan, the wheel, the installer, the wheel sets
     # pip's resolver, on the bundle alone, says what the base package takes (no extras were built).
     sets = json.loads((out / bundle.WHEEL_SETS).read_text())
     assert sets["sets"] == {"": own} and info["wheel_sets"] == {"": 1} and sets["installer"] == info["installer"]
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    # The bundle installs with no index at all, by the bundle's own pip (run from its wheel), into a venv without pip, as a box does.
-    p = subprocess.run([str(venv / "bin" / "python"), str(out / "wheels" / info["installer"] / "pip"), "install", "--quiet", "--no-index", "--no-deps",
-                        "--find-links", str(out / "wheels"), "hearthnet"], capture_output=True, text=True,
-                       env={**os.environ, "PIP_NO_INPUT": "1", "PIP_CONFIG_FILE": os.devnull})
+    # The bundle installs with no index at all, by the bundle's own uv (the venv made by it too), as a box does.
+    uv, venv = str(out / info["installer"]), tmp_path / "venv"
+    offline = ["--no-config", "--offline", "--quiet"]
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+    p = subprocess.run([uv, "venv", *offline, "--no-python-downloads", "--python", sys.executable, str(venv)], capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stderr
+    p = subprocess.run([uv, "pip", "install", *offline, "--no-cache", "--compile-bytecode", "--python", str(venv / "bin" / "python"), "--no-index",
+                        "--no-deps", "--find-links", str(out / "wheels"), "hearthnet"], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    assert list((venv / "lib").glob("python3*/site-packages/hearthnet/__pycache__/__init__.*.pyc"))
     assert list((venv / "lib").glob("python3*/site-packages/hearthnet/__init__.py"))
 
 
@@ -271,3 +274,24 @@ def test_fetch_then_verify_is_one_call_that_fails_like_verify(tmp_path, two_mode
     p = subprocess.run(argv, capture_output=True, text=True)
     assert p.returncode != 0 and p.stderr.startswith("error[conflict]"), p.stderr
     assert json.loads(p.stdout)["verify"]["extra"] == [str(box / "models" / "stray.gguf")]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs (root)")
+def test_fetch_refuses_before_the_first_byte_when_the_disk_is_too_small(tmp_path, two_models):
+    """A 64 MiB filesystem cannot hold the files plus the margin: one storage_error, nothing written."""
+    src, lk = two_models
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(small)], check=True)
+    try:
+        box = small / "data"
+        p = subprocess.run([*HN, "--data-dir", str(box), "models", "fetch", "--lock", str(lk), "--mirror", str(src), "--json"],
+                           capture_output=True, text=True)
+        assert p.returncode == 5 and p.stderr.startswith("error[storage_error]") and "Traceback" not in p.stderr, p.stderr
+        assert "2 pinned file(s)" in p.stderr and not (box / "models").exists()
+        # With room (the margin fits in the big disk), the same call fetches both.
+        p = subprocess.run([*HN, "--data-dir", str(tmp_path / "big"), "models", "fetch", "--lock", str(lk), "--mirror", str(src), "--json"],
+                           capture_output=True, text=True)
+        assert p.returncode == 0 and sorted(json.loads(p.stdout)["fetched"]) == ["model-a", "model-b"], p.stderr
+    finally:
+        subprocess.run(["umount", str(small)], check=True)

@@ -1,0 +1,179 @@
+#!/usr/bin/python
+"""This box's part of a HearthNet bundle: what it lacks (state=inspect), and placing what was
+sent (state=placed).
+
+One module run per step instead of a task per file operation: under emulation, or on a small
+box, each task costs seconds of Python start-up on the box. Each file is moved into place by
+rename, so a run killed anywhere leaves every file either old or whole, never half; the next
+run sends only what is still missing. Nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+DOCUMENTATION = r"""
+module: hearthnet_bundle
+short_description: Inspect and place this box's part of a HearthNet bundle
+description:
+  - state=inspect reads the install marker; when it equals I(wanted) the box installed from exactly
+    this part of the bundle and nothing is hashed (C(current)). Otherwise it lists the files of
+    I(manifest) that are missing or differ on the box (C(missing)). It never changes anything.
+  - state=placed unpacks the listed files from I(archive) into a fresh staging directory, moves each
+    into place by rename, writes I(manifest) as SHA256SUMS, removes the archive, staging leftovers
+    (also a killed run's) and every file SHA256SUMS does not name (an earlier bundle's wheels), then
+    checks every file it names (like sha256sum --check --strict).
+options:
+  root: {description: The bundle's directory on the box., type: path, required: true}
+  manifest: {description: "This box's part of SHA256SUMS: lines '<sha256>  <path>'.", type: list, elements: str, required: true}
+  state: {description: What to do., type: str, choices: [inspect, placed], default: placed}
+  marker: {description: The install marker (inspect)., type: path}
+  wanted: {description: The marker's content when this part is installed (inspect)., type: dict}
+  archive: {description: A tar inside root holding the files (placed)., type: path}
+  files: {description: Paths relative to root that the archive holds (placed)., type: list, elements: str, default: []}
+author: HearthNet
+"""
+
+RETURN = r"""
+current: {description: The marker equals wanted (inspect)., type: bool, returned: inspect}
+missing: {description: Files of the manifest missing or different here (inspect)., type: list, returned: inspect}
+placed: {description: The files moved into place by this run., type: list, returned: placed}
+removed: {description: Files SHA256SUMS does not name, removed by this run., type: list, returned: placed}
+verified: {description: How many files SHA256SUMS names, all of them checked., type: int, returned: placed}
+"""
+
+LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
+STAGING_PREFIX = ".incoming"  # staging dirs and the sent archive: anything so named is removed by the next placement
+SUMS = "SHA256SUMS"
+
+
+def sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def parse(module: AnsibleModule, lines: list[str], where: str) -> dict[str, str]:
+    listed = {}
+    for n, line in enumerate(lines, 1):
+        m = LINE.match(line)
+        if not m:
+            module.fail_json(msg=f"{where} line {n} is not '<sha256>  <path>'", placed=[])
+        listed[os.path.normpath(m[2])] = m[1]
+    return listed
+
+
+def inside(module: AnsibleModule, root: str, rel: str) -> str:
+    dest = os.path.normpath(os.path.join(root, rel))
+    if os.path.commonpath([root, dest]) != root or rel.startswith(STAGING_PREFIX) or rel == SUMS:
+        module.fail_json(msg=f"bundle file {rel!r} would land outside {root}", placed=[])
+    return dest
+
+
+def differs(path: str, digest: str) -> bool:
+    try:
+        return sha256(path) != digest
+    except OSError:
+        return True
+
+
+def inspect(module: AnsibleModule, root: str, listed: dict[str, str]) -> None:
+    marker, wanted = module.params["marker"], module.params["wanted"]
+    if marker and wanted is not None:
+        try:
+            with open(marker, encoding="utf-8") as fh:
+                if json.load(fh) == wanted:
+                    module.exit_json(changed=False, current=True, missing=[])
+        except (OSError, ValueError):
+            pass
+    missing = [rel for rel, digest in listed.items() if differs(os.path.join(root, rel), digest)]
+    module.exit_json(changed=False, current=False, missing=missing)
+
+
+def place(module: AnsibleModule, root: str, listed: dict[str, str]) -> None:
+    files, archive = module.params["files"], module.params["archive"]
+    wanted_sums = "".join(f"{digest}  {rel}\n" for rel, digest in listed.items())
+    try:
+        with open(os.path.join(root, SUMS), encoding="utf-8") as fh:
+            sums_changed = fh.read() != wanted_sums
+    except OSError:
+        sums_changed = True
+    if module.check_mode:
+        module.exit_json(changed=bool(files) or sums_changed, placed=[])
+    dests = {f: inside(module, root, f) for f in files}  # every name checked before anything moves
+    if files:
+        if not archive or not os.path.isfile(archive):
+            module.fail_json(msg=f"the archive {archive} was not sent", placed=[])
+        with tarfile.open(archive) as tar:
+            absent = sorted(set(files) - {m.name for m in tar.getmembers() if m.isfile()})
+        if absent:
+            module.fail_json(msg=f"{', '.join(absent)} not in the archive {archive}", placed=[])
+    os.makedirs(root, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=STAGING_PREFIX + ".", dir=root)
+    if files:
+        with tarfile.open(archive) as tar:
+            members = {m.name: m for m in tar.getmembers() if m.isfile()}
+            for f in files:  # regular files only, owned by whoever places them, executable if they were
+                out = os.path.join(staging, f)
+                os.makedirs(os.path.dirname(out), exist_ok=True)
+                with tar.extractfile(members[f]) as src, open(out, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+                os.chmod(out, 0o755 if members[f].mode & 0o100 else 0o644)
+    for f, dest in dests.items():
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        os.replace(os.path.join(staging, f), dest)
+    tmp = os.path.join(staging, SUMS)
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(wanted_sums)
+    os.replace(tmp, os.path.join(root, SUMS))
+    for name in os.listdir(root):
+        if name.startswith(STAGING_PREFIX):
+            path = os.path.join(root, name)
+            shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.unlink(path)
+    # The box holds its part of the bundle and nothing else: the installer's --find-links and the
+    # state record see exactly the wheels SHA256SUMS names, also after a newer bundle replaced them.
+    removed = []
+    for parent, _dirs, names in os.walk(root):
+        for name in names:
+            rel = os.path.relpath(os.path.join(parent, name), root)
+            if rel not in listed and rel != SUMS:
+                os.unlink(os.path.join(root, rel))
+                removed.append(rel)
+    bad = [f"{rel}: FAILED" for rel, digest in listed.items() if differs(os.path.join(root, rel), digest)]
+    if bad:
+        module.fail_json(msg=f"the bundle on the box does not match its SHA256SUMS: {'; '.join(bad[:10])}", placed=files, failed_files=bad)
+    module.exit_json(changed=bool(files) or sums_changed or bool(removed), placed=files, removed=sorted(removed), verified=len(listed))
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "root": {"type": "path", "required": True},
+            "manifest": {"type": "list", "elements": "str", "required": True},
+            "state": {"type": "str", "choices": ["inspect", "placed"], "default": "placed"},
+            "marker": {"type": "path"},
+            "wanted": {"type": "dict"},
+            "archive": {"type": "path"},
+            "files": {"type": "list", "elements": "str", "default": []},
+        },
+        supports_check_mode=True,
+    )
+    root = os.path.normpath(module.params["root"])
+    listed = parse(module, module.params["manifest"], "the manifest")
+    for rel in listed:
+        inside(module, root, rel)
+    (inspect if module.params["state"] == "inspect" else place)(module, root, listed)
+
+
+if __name__ == "__main__":
+    main()
