@@ -183,7 +183,7 @@ def test_village_converges_and_works_across_the_mesh(lab_factory, tmp_path):
         times["killed run"] = killed.seconds
         # What the killed run left in place on each box (files arrive by rename only: whole or not at all).
         # A run killed before the install role has no bundle directory on the box yet: nothing in place.
-        had = {name: set(sh(name, f"test -d {BUNDLE_ON_BOX} || exit 0; find {BUNDLE_ON_BOX} -type f -not -path '*/.incoming/*' -not -name '*SHA256SUMS*' -printf '%P\\n'").split())
+        had = {name: set(sh(name, f"test -d {BUNDLE_ON_BOX} || exit 0; find {BUNDLE_ON_BOX} -type f -not -path '*/.incoming*' -not -name SHA256SUMS -printf '%P\\n'").split())
                for name in vms}
         # Three hours: the anchor's pip install of the llm and embed extras (torch among them)
         # alone took about 50 minutes under emulation on a busy machine.
