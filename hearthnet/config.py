@@ -134,6 +134,7 @@ class RagConfig(_Section):
     default_k: int = Field(C.RAG_DEFAULT_K, ge=1, description="Chunks returned when a query gives no k.")
     max_k: int = Field(C.RAG_MAX_K, ge=1, description="Largest k a query may ask for.")
     keyword_weight: float = Field(0.5, ge=0, le=4, description="Weight of the BM25 ranking against the vector ranking in hybrid fusion (1 = plain RRF).")
+    ingest_timeout_seconds: float = Field(C.RAG_INGEST_TIMEOUT_SECONDS, gt=0, description="Longest one document's ingest (rag.ingest: every chunk embedded and indexed) may take: served here, and asked by this node's `rag ingest` and `rag seed`; raise it with [embedding] timeout_seconds on a slow or emulated box.")
 
 
 class FileConfig(_Section):

@@ -91,6 +91,7 @@ BLOB_SOURCE_MAX_FAILURES = 3  # a source that fails this many chunk requests is 
 EMBED_MAX_TEXTS = 256  # texts in one embed.text request
 EMBED_MAX_TEXT_CHARS = 20000
 EMBED_TIMEOUT_SECONDS = 120  # one embed.text call (a batch of texts): the server's limit, and the deadline RAG gives its calls
+RAG_INGEST_TIMEOUT_SECONDS = 1800  # one document's rag.ingest (every batch embedded): the server's limit, and the CLI's deadline
 EMBED_WARMUP_SECONDS = 900  # `rag seed` waits this long for a cold embedder (torch and the model loading on a slow box)
 
 # --- rag --------------------------------------------------------------------

@@ -68,7 +68,8 @@ def _warm_embedder(node: str | None) -> None:
 
 def _ingest(docs: list[tuple[Path, str]], corpus: str, language: str, quiet: bool, node: str | None) -> list[dict[str, Any]]:
     """Ingest (file, title) pairs into this node's corpus, one progress bar each; all sizes are checked first."""
-    limit = home().config.transport.max_body_bytes * 3 // 4  # base64 grows by a third
+    config = home().config
+    limit = config.transport.max_body_bytes * 3 // 4  # base64 grows by a third
     for f, _ in docs:
         if f.stat().st_size > limit:
             raise HearthNetError("payload_too_large", f"{f} is {f.stat().st_size} bytes; this node takes documents up to {limit}", limit=limit)
@@ -81,7 +82,8 @@ def _ingest(docs: list[tuple[Path, str]], corpus: str, language: str, quiet: boo
                 body = {"corpus": corpus, "data_b64": base64.b64encode(f.read_bytes()).decode(), "filename": f.name, "title": title,
                         "language": language}
                 # Into this node's corpus (route=False); its bus routes the embedding to whoever has the model.
-                async for frame in c.stream_remote(u, "rag.ingest", "1.0", body, timeout=1800, trace_id="", session_id=None, route=False):
+                async for frame in c.stream_remote(u, "rag.ingest", "1.0", body, timeout=config.rag.ingest_timeout_seconds, trace_id="",
+                                                session_id=None, route=False):
                     data = frame["data"]
                     if frame["event"] == "progress":
                         bar.update(task, total=data["total"], completed=data["done"])

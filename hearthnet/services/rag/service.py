@@ -126,7 +126,8 @@ class RagService:
             (CapabilityDescriptor("rag.query", (1, 0), QUERY_REQUEST, QUERY_RESPONSE, params={**common, "corpora": corpora, "k_max": self.config.max_k},
                                   max_concurrent=8, timeout_seconds=60, idempotent=True), self._query, None),
             (CapabilityDescriptor("rag.ingest", (1, 0), INGEST_REQUEST, INGEST_RESPONSE, INGEST_FRAME, params={**common, "corpora_available": corpora},
-                                  max_concurrent=2, trust_required="trusted", timeout_seconds=1800), self._ingest_handler, None),
+                                  max_concurrent=2, trust_required="trusted", timeout_seconds=self.config.ingest_timeout_seconds),
+             self._ingest_handler, None),
             (CapabilityDescriptor("rag.list_corpora", (1, 0), {"type": "object", "additionalProperties": False}, LIST_RESPONSE,
                                   max_concurrent=8, timeout_seconds=30, idempotent=True), self._list, None),
             # Rebuilding a corpus is the box owner's business: only the node itself may ask.

@@ -215,3 +215,15 @@ def test_a_spark_without_an_embedder_cannot_ingest_alone(tmp_path, embedder):
         assert e.value.code == "not_found" and r.rag.corpus_names() == [] and not r.events
     finally:
         asyncio.run(r.rag.stop())
+
+
+def test_the_served_ingest_deadline_is_the_configured_one(tmp_path):
+    """[rag] ingest_timeout_seconds is what rag.ingest serves with (and what `rag seed` asks with): the
+    VM village's anchor raises it, where one big document took over 30 minutes under emulation."""
+    def ingest_limit(config: RagConfig) -> float:
+        svc = RagService(config, tmp_path / "corpora", bus=None, blobs=BlobStore(tmp_path / "blobs"), append_event=lambda t, d: None,
+                         embed_model=MINILM.id, embed_dims=384, embed_max_tokens=MINILM.context, tokenizer_file=TOKENIZER)
+        return next(d.timeout_seconds for d, _, _ in svc.capabilities() if d.name == "rag.ingest")
+
+    assert ingest_limit(RagConfig()) == 1800  # the default, as before
+    assert ingest_limit(RagConfig(ingest_timeout_seconds=14400)) == 14400
