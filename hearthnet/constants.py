@@ -68,7 +68,7 @@ ENV_WHEELHOUSE = "HEARTHNET_WHEELHOUSE"  # default: $XDG_CACHE_HOME/hearthnet/wh
 MODELS_DISK_MARGIN_BYTES = 256 << 20
 # The offline bundle's installer: uv's binary from its PyPI wheel (tools/uv in the bundle). Under
 # emulation pip spent 72 s of a 254 s converge on one base install; uv (native code) installs the same
-# wheels, compiling their bytecode on every core (docs/provisioning.md, "The offline bundle").
+# wheels, compiling their bytecode on every core (docs/provisioning.md, "why uv installs").
 UV_VERSION = "0.13.9"
 LLM_WORKER_RESTART_BACKOFF_FIRST_SECONDS = 1.0
 LLM_WORKER_RESTART_BACKOFF_MAX_SECONDS = 60.0

@@ -57,11 +57,13 @@ def _merged_lock(paths: list[Path]) -> Lock:
     return Lock(version=1, models=[by_id[k] for k in sorted(by_id)])
 
 
-def _pip(args: list[str], what: str) -> None:
-    p = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True)
+def _pip(args: list[str], what: str, env: dict[str, str] | None = None) -> str:
+    """The controller's pip; its last line of stderr as one error when it fails. Returns its stdout."""
+    p = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True, env=env)
     if p.returncode != 0:
         last = (p.stderr.strip().splitlines() or ["pip failed"])[-1]
-        raise HearthNetError("internal", f"pip {what}: {last}")
+        raise HearthNetError("internal", f"{what}: {last}")
+    return p.stdout
 
 
 def _wheels(dest: Path, specs: list[str], no_deps: bool, step: Callable[[str], None]) -> None:
@@ -74,7 +76,7 @@ def _wheels(dest: Path, specs: list[str], no_deps: bool, step: Callable[[str], N
         shutil.copyfile(b.wheel_path, dest / b.wheel)
         llama = ["--find-links", b.dir, "--only-binary", llama_wheel.PACKAGE]
     _pip(["wheel", "--quiet", "--wheel-dir", str(dest), "--no-build-isolation", *llama, *(["--no-deps"] if no_deps else []), *specs],
-         f"wheel {' '.join(specs)}")
+         f"pip wheel {' '.join(specs)}")
     stray = [f.name for f in dest.iterdir() if not f.name.endswith(".whl")]
     if stray:
         raise HearthNetError("internal", f"pip left non-wheel files in the bundle: {', '.join(stray)}")
@@ -84,7 +86,7 @@ def _installer(root: Path) -> str:
     """uv's binary, taken out of its pinned wheel into root/tools/uv: the box runs it as it is
     (no venv with pip, no ensurepip: a minute each under emulation). Returns its path in the bundle."""
     with tempfile.TemporaryDirectory(prefix="hearthnet-uv-") as t:
-        _pip(["download", "--quiet", "--no-deps", "--only-binary", ":all:", "--dest", t, f"uv=={C.UV_VERSION}"], f"download uv=={C.UV_VERSION}")
+        _pip(["download", "--quiet", "--no-deps", "--only-binary", ":all:", "--dest", t, f"uv=={C.UV_VERSION}"], f"pip download uv=={C.UV_VERSION}")
         wheel = next(Path(t).glob("uv-*.whl"))
         with zipfile.ZipFile(wheel) as z:
             member = next((n for n in z.namelist() if n.endswith(".data/scripts/uv")), None)
@@ -122,13 +124,9 @@ def _wheel_sets(dest: Path, specs: list[str], no_deps: bool) -> dict[str, list[s
     for n in range(len(extras) + 1):
         for combo in itertools.combinations(extras, n):
             req = f"hearthnet[{','.join(combo)}]=={version}" if combo else f"hearthnet=={version}"
-            p = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet", "--report", "-",
-                                "--no-index", "--find-links", str(dest), *(["--no-deps"] if no_deps else []), req],
-                               capture_output=True, text=True, env=env)
-            if p.returncode != 0:
-                last = (p.stderr.strip().splitlines() or ["pip failed"])[-1]
-                raise HearthNetError("internal", f"the bundle's wheels do not install {req} on their own: {last}")
-            urls = [i["download_info"]["url"] for i in json.loads(p.stdout)["install"]]
+            report = _pip(["install", "--dry-run", "--ignore-installed", "--quiet", "--report", "-", "--no-index", "--find-links", str(dest),
+                           *(["--no-deps"] if no_deps else []), req], f"the bundle's wheels do not install {req} on their own", env)
+            urls = [i["download_info"]["url"] for i in json.loads(report)["install"]]
             sets[",".join(combo)] = sorted(Path(urllib.parse.unquote(urllib.parse.urlparse(u).path)).name for u in urls)
     return sets
 
