@@ -1,18 +1,24 @@
-"""The install role's own module, hearthnet_bundle, run as Ansible runs it (its args as JSON, its
+"""The install role's own modules, hearthnet_bundle and hearthnet_dirs, run as Ansible runs them (its args as JSON, its
 result as JSON on stdout) on real files: inspect lists what the box lacks (and hashes nothing when
 the install marker says this part is installed); placed unpacks the sent archive, renames each
-file into place, writes SHA256SUMS, removes leftovers (also a killed run's) and checks it all."""
+file into place, writes SHA256SUMS, removes leftovers (also a killed run's) and checks it all;
+installed has the real uv install from the wheels only and writes the marker last."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
 import os
+import pwd
 import subprocess
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
+
+from hearthnet import constants as C
 
 MODULE = Path(__file__).resolve().parents[2] / "ansible/roles/hearthnet_install/library/hearthnet_bundle.py"
 
@@ -113,3 +119,122 @@ def test_check_mode_reports_and_changes_nothing(tmp_path):
     tar = archive(root, part)
     rc, res = run(tmp_path, root=str(root), manifest=manifest(part), archive=str(tar), files=["a.txt"], _ansible_check_mode=True)
     assert rc == 0 and res["changed"] and files_under(root) == [".incoming.tar"]
+
+
+def wheel(where: Path, name: str = "hnprobe", version: str = "1.0") -> Path:
+    """A real (tiny) wheel, so the real uv has something to install with no index."""
+    files = {f"{name}/__init__.py": f"VERSION = {version!r}\n".encode(),
+             f"{name}-{version}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+             f"{name}-{version}.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = "".join(f"{n},sha256={base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b'=').decode()},{len(d)}\n" for n, d in files.items())
+    where.mkdir(parents=True, exist_ok=True)
+    path = where / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        for n, d in files.items():
+            zf.writestr(n, d)
+        zf.writestr(f"{name}-{version}.dist-info/RECORD", record + f"{name}-{version}.dist-info/RECORD,,\n")
+    return path
+
+
+def test_installed_makes_the_venv_installs_from_the_wheels_only_and_marks_it_last(tmp_path):
+    uv = Path(sys.executable).with_name("uv")  # the dev extra pins the bundle's uv
+    assert subprocess.run([str(uv), "--version"], capture_output=True, text=True).stdout.split()[1] == C.UV_VERSION
+    root, venv, marker = tmp_path / "bundle", tmp_path / "venv", tmp_path / "installed.json"
+    wheel(root / "wheels")
+    wanted = {"sums": "a", "extras": [], "version": "1.0"}
+    args = {"state": "installed", "root": str(root), "manifest": [], "uv": str(uv), "python": sys.executable, "venv": str(venv),
+            "marker": str(marker), "wanted": wanted, "requirement": "hnprobe==1.0"}
+    rc, res = run(tmp_path, **args, _ansible_check_mode=True)
+    assert rc == 0 and res["changed"] and res["venv_created"] and not venv.exists() and not marker.exists()
+    rc, res = run(tmp_path, **args)
+    assert rc == 0 and res["changed"] and res["venv_created"], res
+    probe = subprocess.run([str(venv / "bin/python"), "-c", "import hnprobe; print(hnprobe.VERSION)"], capture_output=True, text=True)
+    assert probe.stdout.strip() == "1.0" and not (venv / "bin/pip").exists()  # no pip in a uv venv
+    assert json.loads(marker.read_text()) == wanted
+    rc, res = run(tmp_path, **args)
+    assert rc == 0 and not res["changed"]
+    # Something the wheels cannot give: it fails with uv's own words, and the marker still says the old install.
+    rc, res = run(tmp_path, **{**args, "wanted": {**wanted, "version": "2.0"}, "requirement": "hnprobe==2.0"})
+    assert rc == 1 and "installing hnprobe==2.0 failed" in res["msg"] and "hnprobe" in res["msg"], res
+    assert json.loads(marker.read_text()) == wanted and [p.name for p in tmp_path.glob(".installed.*")] == []
+    # A new part of the bundle (another marker) installs again into the same venv.
+    wheel(root / "wheels", version="2.0")
+    rc, res = run(tmp_path, **{**args, "wanted": {**wanted, "version": "2.0"}, "requirement": "hnprobe==2.0"})
+    assert rc == 0 and res["changed"] and not res["venv_created"] and json.loads(marker.read_text())["version"] == "2.0"
+
+
+DIRS = Path(__file__).resolve().parents[2] / "ansible/roles/hearthnet_install/library/hearthnet_dirs.py"
+
+
+def test_dirs_makes_each_with_its_mode_once(tmp_path):
+    def dirs(**kw):
+        spec = tmp_path / "dirs.json"
+        spec.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": kw}))
+        p = subprocess.run([sys.executable, str(DIRS), str(spec)], capture_output=True, text=True, timeout=60)
+        return p.returncode, json.loads(p.stdout)
+
+    want = [{"path": str(tmp_path / "opt/hn"), "owner": "root", "mode": "0755"}, {"path": str(tmp_path / "data"), "owner": "nobody", "group": "nogroup", "mode": "0700"}]
+    rc, res = dirs(dirs=want, _ansible_check_mode=True, _ansible_diff=True)
+    assert rc == 0 and res["changed"] and not (tmp_path / "opt").exists() and len(res["diff"]) == 2
+    rc, res = dirs(dirs=want)
+    assert rc == 0 and res["changed"] and res["made"] == [w["path"] for w in want], res
+    data = (tmp_path / "data").stat()
+    assert oct(data.st_mode & 0o777) == "0o700" and data.st_uid == pwd.getpwnam("nobody").pw_uid
+    assert oct((tmp_path / "opt/hn").stat().st_mode & 0o777) == "0o755"
+    rc, res = dirs(dirs=want)
+    assert rc == 0 and not res["changed"] and res["made"] == [] and res["diff"] == []
+    (tmp_path / "data").chmod(0o755)  # drift: reported in --check, repaired by a run
+    rc, res = dirs(dirs=want, _ansible_check_mode=True, _ansible_diff=True)
+    assert rc == 0 and res["changed"] and oct((tmp_path / "data").stat().st_mode & 0o777) == "0o755" and "0700" in json.dumps(res["diff"])
+    rc, res = dirs(dirs=want)
+    assert rc == 0 and res["changed"] and oct((tmp_path / "data").stat().st_mode & 0o777) == "0o700"
+    (tmp_path / "file").write_text("x")
+    rc, res = dirs(dirs=[{"path": str(tmp_path / "file"), "owner": "root", "mode": "0755"}])
+    assert rc == 1 and "is not a directory" in res["msg"]
+
+
+ROLE = MODULE.parents[1]
+
+
+def play(tmp_path: Path, *extra: str, **args) -> dict:
+    """The module through its action plugin, as a role task runs it (ad hoc, against this machine)."""
+    env = {**{k: v for k, v in os.environ.items() if k != "ANSIBLE_CONFIG"}, "ANSIBLE_ACTION_PLUGINS": str(ROLE / "action_plugins"),
+           "ANSIBLE_LIBRARY": str(ROLE / "library"), "ANSIBLE_CALLBACK_RESULT_FORMAT": "json", "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local")}
+    p = subprocess.run([str(Path(sys.executable).with_name("ansible")), "localhost", "-c", "local", "-i", "localhost,",
+                        "-e", f"ansible_python_interpreter={sys.executable}", "-m", "hearthnet_bundle", "-a", json.dumps(args), *extra],
+                       capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)  # no ansible.cfg but these
+    assert " => {" in p.stdout, p.stdout + p.stderr
+    head, body = p.stdout.split(" => ", 1)
+    return {**json.loads(body), "failed": "FAILED" in head}
+
+
+def test_the_action_sends_only_what_the_box_lacks_in_one_archive(tmp_path):
+    src, root = tmp_path / "controller", tmp_path / "box"
+    part = {"wheels/a.whl": b"a" * 5000, "tools/uv": b"#!uv", "corpora.json": b"{}"}
+    for name, data in part.items():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_bytes(data)
+    (src / "tools/uv").chmod(0o755)
+    args = {"src": str(src), "root": str(root), "manifest": manifest(part)}
+    res = play(tmp_path, "--check", **args)
+    assert res["changed"] and sorted(res["missing"]) == sorted(part) and not root.exists()
+    res = play(tmp_path, **args)
+    assert res["changed"] and not res["failed"] and sorted(res["placed"]) == sorted(part) and res["verified"] == 3, res
+    assert files_under(root) == ["SHA256SUMS", "corpora.json", "tools/uv", "wheels/a.whl"] and os.access(root / "tools/uv", os.X_OK)
+    assert list((tmp_path / "ansible-local").rglob("*.tar")) == []  # the controller's archive is gone too
+    (root / "corpora.json").unlink()  # as if a killed run had placed only some of the files
+    res = play(tmp_path, **args)
+    assert res["changed"] and res["placed"] == ["corpora.json"], res
+    res = play(tmp_path, **args)
+    assert not res["changed"] and res["placed"] == [] and res["verified"] == 3
+    # The install marker says this part is installed: nothing is hashed, nothing sent.
+    marker, wanted = tmp_path / "installed.json", {"sums": "x"}
+    marker.write_text(json.dumps(wanted))
+    (root / "wheels/a.whl").write_bytes(b"changed, and not looked at")
+    res = play(tmp_path, **args, marker=str(marker), wanted=wanted)
+    assert not res["changed"] and res["current"] and res["placed"] == []
+    # A file of the part that the controller's bundle lacks: one clear failure, nothing sent.
+    (src / "corpora.json").unlink()
+    (root / "corpora.json").unlink()
+    res = play(tmp_path, **args)
+    assert res["failed"] and "corpora.json is in this box's part of the bundle but not in" in res["msg"], res

@@ -68,7 +68,7 @@ def test_check_mode_on_this_machine_changes_nothing(tmp_path):
     recap = {line.split()[0]: line for line in out.splitlines() if " : ok=" in line}
     assert "changed=0" not in recap["here"] and "failed=0" in recap["here"], recap  # a fresh box: it would do things
     assert {str(p): p.exists() for p in watched} == before and Path("/etc/passwd").read_text() == passwd  # and did none of them
-    assert "TASK [hearthnet_install : Install HearthNet from the bundle's wheels only (uv, no index, bytecode compiled)]" in out
+    assert "TASK [hearthnet_install : Install HearthNet from the bundle's wheels only (uv, no index, bytecode compiled), then the install marker]" in out
     assert json.loads((tmp_path / "bundle" / "corpora.json").read_text())["version"] == 1
     # hearthnet_settings reach the controller's own render of the host (the box renders with the same file).
     settings = tmp_path / "work" / "settings" / "here.json"

@@ -1,6 +1,6 @@
 #!/usr/bin/python
-"""This box's part of a HearthNet bundle: what it lacks (state=inspect), and placing what was
-sent (state=placed).
+"""This box's part of a HearthNet bundle: what it lacks (state=inspect), placing what was sent
+(state=placed), and the venv installed from it (state=installed).
 
 One module run per step instead of a task per file operation: under emulation, or on a small
 box, each task costs seconds of Python start-up on the box. Each file is moved into place by
@@ -31,12 +31,26 @@ description:
     into place by rename, writes I(manifest) as SHA256SUMS, removes the archive, staging leftovers
     (also a killed run's) and every file SHA256SUMS does not name (an earlier bundle's wheels), then
     checks every file it names (like sha256sum --check --strict).
+  - state=installed makes the venv with the bundle's uv when it has none, installs I(requirement)
+    from the bundle's wheels only (no index, no network, bytecode compiled), then writes I(marker)
+    as I(wanted), atomically. When the marker already equals I(wanted) and the venv exists it does
+    nothing. A failed install leaves the old marker: the next run installs again.
 options:
   root: {description: The bundle's directory on the box., type: path, required: true}
+  src:
+    description:
+      - The bundle's directory on the controller (placed). The role's action plugin of the same name
+        then inspects, packs the missing files into one archive, sends it and places them in one task.
+        The module itself never reads it.
+    type: path
   manifest: {description: "This box's part of SHA256SUMS: lines '<sha256>  <path>'.", type: list, elements: str, required: true}
-  state: {description: What to do., type: str, choices: [inspect, placed], default: placed}
-  marker: {description: The install marker (inspect)., type: path}
-  wanted: {description: The marker's content when this part is installed (inspect)., type: dict}
+  state: {description: What to do., type: str, choices: [inspect, placed, installed], default: placed}
+  marker: {description: The install marker (inspect, installed)., type: path}
+  wanted: {description: The marker's content when this part is installed (inspect, installed)., type: dict}
+  uv: {description: The bundle's uv (installed)., type: path}
+  python: {description: The Python the venv is made from (installed)., type: path}
+  venv: {description: The virtual environment (installed)., type: path}
+  requirement: {description: "What to install, e.g. hearthnet[embed,llm]==0.1.0 (installed).", type: str}
   archive: {description: A tar inside root holding the files (placed)., type: path}
   files: {description: Paths relative to root that the archive holds (placed)., type: list, elements: str, default: []}
 author: HearthNet
@@ -48,6 +62,7 @@ missing: {description: Files of the manifest missing or different here (inspect)
 placed: {description: The files moved into place by this run., type: list, returned: placed}
 removed: {description: Files SHA256SUMS does not name, removed by this run., type: list, returned: placed}
 verified: {description: How many files SHA256SUMS names, all of them checked., type: int, returned: placed}
+venv_created: {description: This run made the venv., type: bool, returned: installed}
 """
 
 LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
@@ -87,15 +102,21 @@ def differs(path: str, digest: str) -> bool:
         return True
 
 
-def inspect(module: AnsibleModule, root: str, listed: dict[str, str]) -> None:
+def marked(module: AnsibleModule) -> bool:
+    """The install marker says this very part of the bundle, with these extras, is installed."""
     marker, wanted = module.params["marker"], module.params["wanted"]
-    if marker and wanted is not None:
-        try:
-            with open(marker, encoding="utf-8") as fh:
-                if json.load(fh) == wanted:
-                    module.exit_json(changed=False, current=True, missing=[])
-        except (OSError, ValueError):
-            pass
+    if not marker or wanted is None:
+        return False
+    try:
+        with open(marker, encoding="utf-8") as fh:
+            return json.load(fh) == wanted
+    except (OSError, ValueError):
+        return False
+
+
+def inspect(module: AnsibleModule, root: str, listed: dict[str, str]) -> None:
+    if marked(module):
+        module.exit_json(changed=False, current=True, missing=[])
     missing = [rel for rel, digest in listed.items() if differs(os.path.join(root, rel), digest)]
     module.exit_json(changed=False, current=False, missing=missing)
 
@@ -155,14 +176,52 @@ def place(module: AnsibleModule, root: str, listed: dict[str, str]) -> None:
     module.exit_json(changed=bool(files) or sums_changed or bool(removed), placed=files, removed=sorted(removed), verified=len(listed))
 
 
+def install(module: AnsibleModule, root: str) -> None:
+    p = module.params
+    for name in ("uv", "python", "venv", "requirement", "marker", "wanted"):
+        if p[name] is None:
+            module.fail_json(msg=f"state=installed needs {name}")
+    python = os.path.join(p["venv"], "bin", "python")
+    has_venv = os.path.exists(python)
+    if has_venv and marked(module):
+        module.exit_json(changed=False, venv_created=False)
+    if module.check_mode:
+        module.exit_json(changed=True, venv_created=not has_venv)
+    # The bundle's uv, told never to look anywhere but the bundle: no config files, no cache, no
+    # index, no Python downloads.
+    env = {"UV_PYTHON_DOWNLOADS": "never"}
+    if not has_venv:
+        run(module, [p["uv"], "venv", "--no-config", "--offline", "--no-cache", "--no-python-downloads", "--quiet", "--python", p["python"], p["venv"]], env, "making the venv")
+    run(module, [p["uv"], "pip", "install", "--no-config", "--offline", "--no-cache", "--quiet", "--compile-bytecode", "--python", python,
+                 "--no-index", "--find-links", os.path.join(root, "wheels"), p["requirement"]], env, f"installing {p['requirement']}")
+    fd, tmp = tempfile.mkstemp(prefix=".installed.", dir=os.path.dirname(p["marker"]))
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(p["wanted"], indent=4, sort_keys=True) + "\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, p["marker"])
+    module.exit_json(changed=True, venv_created=not has_venv)
+
+
+def run(module: AnsibleModule, argv: list[str], env: dict[str, str], what: str) -> None:
+    rc, out, err = module.run_command(argv, environ_update=env)
+    if rc != 0:
+        tail = (err or out).strip().splitlines()[-15:]
+        module.fail_json(msg=f"{what} failed (exit {rc}): " + " | ".join(tail), rc=rc, stdout=out, stderr=err)
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "root": {"type": "path", "required": True},
+            "src": {"type": "path"},  # the controller's: read by the action plugin
             "manifest": {"type": "list", "elements": "str", "required": True},
-            "state": {"type": "str", "choices": ["inspect", "placed"], "default": "placed"},
+            "state": {"type": "str", "choices": ["inspect", "placed", "installed"], "default": "placed"},
             "marker": {"type": "path"},
             "wanted": {"type": "dict"},
+            "uv": {"type": "path"},
+            "python": {"type": "path"},
+            "venv": {"type": "path"},
+            "requirement": {"type": "str"},
             "archive": {"type": "path"},
             "files": {"type": "list", "elements": "str", "default": []},
         },
@@ -172,7 +231,10 @@ def main() -> None:
     listed = parse(module, module.params["manifest"], "the manifest")
     for rel in listed:
         inside(module, root, rel)
-    (inspect if module.params["state"] == "inspect" else place)(module, root, listed)
+    state = module.params["state"]
+    if state == "installed":
+        install(module, root)
+    (inspect if state == "inspect" else place)(module, root, listed)
 
 
 if __name__ == "__main__":
