@@ -238,3 +238,32 @@ def test_the_action_sends_only_what_the_box_lacks_in_one_archive(tmp_path):
     (root / "corpora.json").unlink()
     res = play(tmp_path, **args)
     assert res["failed"] and "corpora.json is in this box's part of the bundle but not in" in res["msg"], res
+
+
+FACT = Path(__file__).resolve().parents[2] / "ansible/roles/hearthnet_facts/library/hearthnet_fact.py"
+FACT_SCRIPT = "#!/usr/bin/python3\nimport json, os\nprint(json.dumps({'cpus': os.cpu_count(), 'n': %d}))\n"
+
+
+def test_the_fact_is_installed_and_read_in_one_run(tmp_path):
+    def fact(**kw):
+        spec = tmp_path / "fact.json"
+        spec.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": kw}))
+        p = subprocess.run([sys.executable, str(FACT), str(spec)], capture_output=True, text=True, timeout=60)
+        return p.returncode, json.loads(p.stdout)
+
+    path = tmp_path / "facts.d" / "hearthnet.fact"
+    # --check on a fresh box: the facts are read all the same, from a file that is not installed.
+    rc, res = fact(path=str(path), content=FACT_SCRIPT % 1, _ansible_check_mode=True, _ansible_diff=True)
+    assert rc == 0 and res["changed"] and res["ansible_facts"]["ansible_local"]["hearthnet"] == {"cpus": os.cpu_count(), "n": 1}, res
+    assert not path.parent.exists() and "n': 1" in res["diff"]["after"]
+    rc, res = fact(path=str(path), content=FACT_SCRIPT % 1)
+    assert rc == 0 and res["changed"] and res["ansible_facts"]["ansible_local"]["hearthnet"]["n"] == 1
+    assert path.read_text() == FACT_SCRIPT % 1 and oct(path.stat().st_mode & 0o777) == "0o755"
+    rc, res = fact(path=str(path), content=FACT_SCRIPT % 1)
+    assert rc == 0 and not res["changed"] and res["ansible_facts"]["ansible_local"]["hearthnet"]["n"] == 1
+    rc, res = fact(path=str(path), content=FACT_SCRIPT % 2, _ansible_check_mode=True)  # the new script's facts, the old file kept
+    assert rc == 0 and res["changed"] and res["ansible_facts"]["ansible_local"]["hearthnet"]["n"] == 2 and path.read_text() == FACT_SCRIPT % 1
+    assert sorted(p.name for p in path.parent.iterdir()) == ["hearthnet.fact"]
+    rc, res = fact(path=str(path), content="#!/bin/sh\necho not json\n")  # a broken script is not installed
+    assert rc == 1 and "did not print JSON" in res["msg"] and path.read_text() == FACT_SCRIPT % 1
+    assert sorted(p.name for p in path.parent.iterdir()) == ["hearthnet.fact"]
