@@ -1,8 +1,10 @@
-"""The install role's own modules, hearthnet_bundle and hearthnet_dirs, run as Ansible runs them (its args as JSON, its
-result as JSON on stdout) on real files: inspect lists what the box lacks (and hashes nothing when
-the install marker says this part is installed); placed unpacks the sent archive, renames each
-file into place, writes SHA256SUMS, removes leftovers (also a killed run's) and checks it all;
-installed has the real uv install from the wheels only and writes the marker last."""
+"""The playbook's own modules, run as Ansible runs them (args as JSON in, result as JSON out), on
+real files. hearthnet_bundle (install role): inspect lists what the box lacks (nothing hashed when
+the install marker says this part is installed); placed unpacks the sent archive, renames each file
+into place, writes SHA256SUMS, removes leftovers (also a killed run's) and checks it all; installed
+has the real uv install from the wheels only and writes the marker last; its action plugin sends
+only what is missing. hearthnet_files (ansible/library): directories and files by content with
+their owners and modes. hearthnet_fact (facts role): the facts.d fact installed and read at once."""
 
 from __future__ import annotations
 
@@ -163,34 +165,61 @@ def test_installed_makes_the_venv_installs_from_the_wheels_only_and_marks_it_las
     assert rc == 0 and res["changed"] and not res["venv_created"] and json.loads(marker.read_text())["version"] == "2.0"
 
 
-DIRS = Path(__file__).resolve().parents[2] / "ansible/roles/hearthnet_install/library/hearthnet_dirs.py"
+FILES = Path(__file__).resolve().parents[2] / "ansible/library/hearthnet_files.py"
 
 
-def test_dirs_makes_each_with_its_mode_once(tmp_path):
-    def dirs(**kw):
-        spec = tmp_path / "dirs.json"
-        spec.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": kw}))
-        p = subprocess.run([sys.executable, str(DIRS), str(spec)], capture_output=True, text=True, timeout=60)
-        return p.returncode, json.loads(p.stdout)
+def files_module(tmp_path: Path, **kw) -> tuple[int, dict]:
+    spec = tmp_path / "files.json"
+    spec.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": kw}))
+    p = subprocess.run([sys.executable, str(FILES), str(spec)], capture_output=True, text=True, timeout=60)
+    return p.returncode, json.loads(p.stdout)
 
-    want = [{"path": str(tmp_path / "opt/hn"), "owner": "root", "mode": "0755"}, {"path": str(tmp_path / "data"), "owner": "nobody", "group": "nogroup", "mode": "0700"}]
-    rc, res = dirs(dirs=want, _ansible_check_mode=True, _ansible_diff=True)
+
+def test_files_makes_directories_with_their_modes_once(tmp_path):
+    want = [{"path": str(tmp_path / "opt/hn"), "owner": "root", "mode": "0755"},
+            {"path": str(tmp_path / "data"), "owner": "nobody", "group": "nogroup", "mode": "0700"}]
+    rc, res = files_module(tmp_path, dirs=want, _ansible_check_mode=True, _ansible_diff=True)
     assert rc == 0 and res["changed"] and not (tmp_path / "opt").exists() and len(res["diff"]) == 2
-    rc, res = dirs(dirs=want)
+    rc, res = files_module(tmp_path, dirs=want)
     assert rc == 0 and res["changed"] and res["made"] == [w["path"] for w in want], res
     data = (tmp_path / "data").stat()
     assert oct(data.st_mode & 0o777) == "0o700" and data.st_uid == pwd.getpwnam("nobody").pw_uid
     assert oct((tmp_path / "opt/hn").stat().st_mode & 0o777) == "0o755"
-    rc, res = dirs(dirs=want)
+    rc, res = files_module(tmp_path, dirs=want)
     assert rc == 0 and not res["changed"] and res["made"] == [] and res["diff"] == []
     (tmp_path / "data").chmod(0o755)  # drift: reported in --check, repaired by a run
-    rc, res = dirs(dirs=want, _ansible_check_mode=True, _ansible_diff=True)
+    rc, res = files_module(tmp_path, dirs=want, _ansible_check_mode=True, _ansible_diff=True)
     assert rc == 0 and res["changed"] and oct((tmp_path / "data").stat().st_mode & 0o777) == "0o755" and "0700" in json.dumps(res["diff"])
-    rc, res = dirs(dirs=want)
+    rc, res = files_module(tmp_path, dirs=want)
     assert rc == 0 and res["changed"] and oct((tmp_path / "data").stat().st_mode & 0o777) == "0o700"
     (tmp_path / "file").write_text("x")
-    rc, res = dirs(dirs=[{"path": str(tmp_path / "file"), "owner": "root", "mode": "0755"}])
+    rc, res = files_module(tmp_path, dirs=[{"path": str(tmp_path / "file"), "owner": "root", "mode": "0755"}])
     assert rc == 1 and "is not a directory" in res["msg"]
+
+
+def test_files_writes_by_content_and_removes_what_must_be_absent(tmp_path):
+    site, settings = tmp_path / "etc/site.yaml", tmp_path / "etc/settings.json"
+    want = [{"path": str(site), "content": "name: v\n", "owner": "nobody", "group": "nogroup", "mode": "0644"},
+            {"path": str(settings), "content": "{}\n", "owner": "root", "mode": "0600"}]
+    rc, res = files_module(tmp_path, files=want, _ansible_check_mode=True, _ansible_diff=True)
+    assert rc == 0 and res["changed"] and not (tmp_path / "etc").exists() and res["diff"][0]["after"] == "name: v\n"
+    rc, res = files_module(tmp_path, files=want)
+    assert rc == 0 and res["changed"] and res["written"] == [str(site), str(settings)], res
+    assert site.read_text() == "name: v\n" and site.stat().st_uid == pwd.getpwnam("nobody").pw_uid
+    assert oct(settings.stat().st_mode & 0o777) == "0o600" and sorted(p.name for p in site.parent.iterdir()) == ["settings.json", "site.yaml"]
+    rc, res = files_module(tmp_path, files=want)
+    assert rc == 0 and not res["changed"] and res["diff"] == []
+    settings.chmod(0o644)  # drift in the mode alone
+    rc, res = files_module(tmp_path, files=want)
+    assert rc == 0 and res["changed"] and res["written"] == [] and oct(settings.stat().st_mode & 0o777) == "0o600"
+    rc, res = files_module(tmp_path, files=want[:1], absent=[str(settings)], _ansible_check_mode=True)
+    assert rc == 0 and res["changed"] and settings.exists()
+    rc, res = files_module(tmp_path, files=want[:1], absent=[str(settings)])
+    assert rc == 0 and res["changed"] and res["removed"] == [str(settings)] and not settings.exists()
+    rc, res = files_module(tmp_path, files=want[:1], absent=[str(settings)])
+    assert rc == 0 and not res["changed"]
+    rc, res = files_module(tmp_path, files=[{"path": "relative/x", "content": ""}])
+    assert rc == 1 and "must be absolute" in res["msg"]
 
 
 ROLE = MODULE.parents[1]
