@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hearthnet.provision.models import DEFAULT_INDEX
+
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE = ROOT / "ansible"
 BIN = Path(sys.executable).parent
@@ -42,7 +44,10 @@ def test_check_mode_on_this_machine_changes_nothing(tmp_path):
     if os.geteuid() != 0:
         pytest.skip("the roles run as root on a box")
     site = tmp_path / "site.yaml"
-    site.write_text(yaml.safe_dump({"community": {"name": "Checkdorf"}, "bootstrap": ["https://10.77.0.11:7080"],
+    # The site's own model index (here the package's, as `models add --index` starts it) travels with the site copy.
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "index.json").write_bytes(DEFAULT_INDEX.read_bytes())
+    site.write_text(yaml.safe_dump({"community": {"name": "Checkdorf"}, "bootstrap": ["https://10.77.0.11:7080"], "models": {"index": "models/index.json"},
                                     "hosts": {"here": {"profile": "anchor", "services": {"rag": False, "embedding": False}}}}))
     b = subprocess.run([str(BIN / "hearthnet"), "models", "bundle", "--site", str(site), "--hardware", str(ROOT / "tests/fixtures/hardware/pi4-4gb.json"),
                         "--wheel", str(ROOT), "--no-deps", "--out", str(tmp_path / "bundle"), "--json"], capture_output=True, text=True, timeout=900)
@@ -70,6 +75,7 @@ def test_check_mode_on_this_machine_changes_nothing(tmp_path):
     assert {str(p): p.exists() for p in watched} == before and Path("/etc/passwd").read_text() == passwd  # and did none of them
     assert "TASK [hearthnet_install : Install HearthNet from the bundle's wheels only (uv, no index, bytecode compiled), then the install marker]" in out
     assert json.loads((tmp_path / "bundle" / "corpora.json").read_text())["version"] == 1
+    assert (tmp_path / "work" / "models" / "index.json").read_bytes() == DEFAULT_INDEX.read_bytes()  # byte for byte beside the copy
     # hearthnet_settings reach the controller's own render of the host (the box renders with the same file).
     settings = tmp_path / "work" / "settings" / "here.json"
     assert json.loads(settings.read_text()) == {"ui": {"host": "0.0.0.0"}}
