@@ -60,8 +60,11 @@ LLAMA_CPP_PORTABLE_CMAKE_ARGS_X86_64 = (
     "-DGGML_NATIVE=OFF", "-DGGML_AVX=ON", "-DGGML_AVX2=ON", "-DGGML_FMA=ON", "-DGGML_F16C=ON", "-DGGML_BMI2=ON",
     "-DGGML_AVX_VNNI=OFF", "-DGGML_AVX512=OFF", "-DGGML_AVX512_VBMI=OFF", "-DGGML_AVX512_VNNI=OFF", "-DGGML_AVX512_BF16=OFF",
     "-DGGML_AMX_TILE=OFF", "-DGGML_AMX_INT8=OFF", "-DGGML_AMX_BF16=OFF",
+    # ggml's own thread pool, not OpenMP: an OpenMP build needs libgomp.so.1, which a minimal
+    # Debian box does not have (the village VM's anchor failed to load libllama.so for it).
+    "-DGGML_OPENMP=OFF",
 )
-LLAMA_CPP_PORTABLE_CMAKE_ARGS_OTHER = ("-DGGML_NATIVE=OFF",)
+LLAMA_CPP_PORTABLE_CMAKE_ARGS_OTHER = ("-DGGML_NATIVE=OFF", "-DGGML_OPENMP=OFF")
 ENV_LLAMA_CMAKE_ARGS = "HEARTHNET_LLAMA_CMAKE_ARGS"  # replaces the pinned flags (a box without AVX2)
 ENV_WHEELHOUSE = "HEARTHNET_WHEELHOUSE"  # default: $XDG_CACHE_HOME/hearthnet/wheels
 # models fetch keeps this much disk free beyond the files it still has to fetch.

@@ -77,7 +77,8 @@ def portable_flags() -> tuple[str, ...]:
             raise HearthNetError("config_invalid", f"{C.ENV_LLAMA_CMAKE_ARGS}: {bad[0][:60]!r} is not a -DNAME=VALUE CMake flag")
         if "-DGGML_NATIVE=ON" in given or "-DGGML_NATIVE=OFF" not in given:
             raise HearthNetError("config_invalid", f"{C.ENV_LLAMA_CMAKE_ARGS} must hold -DGGML_NATIVE=OFF: a native build crashes on other CPUs")
-        return tuple(given)
+        # OpenMP off unless the flags say otherwise: an OpenMP build needs libgomp, which a minimal box lacks.
+        return tuple(given) if any(f.startswith("-DGGML_OPENMP=") for f in given) else (*given, "-DGGML_OPENMP=OFF")
     return C.LLAMA_CPP_PORTABLE_CMAKE_ARGS_X86_64 if machine() in ("x86_64", "amd64") else C.LLAMA_CPP_PORTABLE_CMAKE_ARGS_OTHER
 
 

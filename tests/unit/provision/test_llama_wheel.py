@@ -3,7 +3,10 @@
 import hashlib
 import json
 import re
+import shutil
+import subprocess
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -23,7 +26,7 @@ X86 = llama_wheel.machine() in ("x86_64", "amd64")
 def options_of(flags, **override) -> dict:
     """The options a build with these flags records in its ggml-config.cmake."""
     out = {m[0]: m[1] for f in flags if (m := re.fullmatch(r"-D(GGML_[A-Z0-9_]+)=(\S+)", f).groups())}
-    return {**out, "GGML_OPENMP": "ON", **override}
+    return {"GGML_OPENMP": "ON", **out, **override}  # ggml records OpenMP ON unless the flags say OFF
 
 
 @pytest.fixture(autouse=True)
@@ -37,9 +40,10 @@ def test_the_extra_pins_the_same_version_the_wheelhouse_builds():
     assert pin == f"llama-cpp-python[server]=={C.LLAMA_CPP_VERSION}"
 
 
-def test_portable_flags_are_never_native_and_switch_off_avx512_and_amx():
+def test_portable_flags_are_never_native_and_switch_off_avx512_amx_and_openmp():
     flags = llama_wheel.portable_flags()
     assert "-DGGML_NATIVE=OFF" in flags and not any("march=native" in f for f in flags)
+    assert "-DGGML_OPENMP=OFF" in flags  # no libgomp.so.1 on a minimal box
     if X86:
         exp = llama_wheel.expected_features(flags)
         assert {k for k, v in exp.items() if v} == {"AVX", "AVX2", "FMA", "F16C", "BMI2"}
@@ -104,7 +108,10 @@ def test_a_box_without_avx2_sets_its_own_flags_and_is_held_to_them(monkeypatch):
     monkeypatch.setenv(C.ENV_LLAMA_CMAKE_ARGS, "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=OFF -DGGML_FMA=OFF -DGGML_F16C=ON -DGGML_BMI2=OFF")
     flags = llama_wheel.portable_flags()
     exp = llama_wheel.expected_features(flags)
-    assert {k for k, v in exp.items() if v} == {"AVX", "F16C"}
+    assert {k for k, v in exp.items() if v} == {"AVX", "F16C"} and flags[-1] == "-DGGML_OPENMP=OFF"  # added
+    monkeypatch.setenv(C.ENV_LLAMA_CMAKE_ARGS, "-DGGML_NATIVE=OFF -DGGML_OPENMP=ON")
+    assert llama_wheel.portable_flags() == ("-DGGML_NATIVE=OFF", "-DGGML_OPENMP=ON")  # theirs to choose
+    monkeypatch.setenv(C.ENV_LLAMA_CMAKE_ARGS, "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=OFF -DGGML_FMA=OFF -DGGML_F16C=ON -DGGML_BMI2=OFF")
     assert llama_wheel.mismatches(llama_wheel.features("CPU : SSE3 = 1 | AVX = 1 | F16C = 1 | OPENMP = 1 |"), exp) == []
     assert llama_wheel.key(flags) != llama_wheel.key(C.LLAMA_CPP_PORTABLE_CMAKE_ARGS_X86_64)
 
@@ -168,6 +175,32 @@ def test_the_installed_library_is_the_wheelhouse_build():
     info, options = llama_wheel._probe_wheel(b.wheel_path)
     llama_wheel.check(info, options, tuple(b.flags), b.wheel)
     assert options["GGML_NATIVE"] == "OFF" and llama_wheel.installed_options()["GGML_NATIVE"] == "OFF"
+    assert options["GGML_OPENMP"] == "OFF"
+
+
+def test_the_wheels_libraries_need_only_what_every_debian_box_has(tmp_path):
+    """The wheel goes into the offline bundle: a box installs it with no apt. Its shared libraries may
+    need the C and C++ runtimes and each other, nothing else (an OpenMP build's libgomp.so.1 is
+    missing on a minimal Debian box, and the anchor's llama.cpp did not load there)."""
+    pytest.importorskip("llama_cpp")
+    readelf = shutil.which("readelf")
+    if readelf is None:
+        pytest.fail("readelf (binutils) is missing: the toolchain that builds llama.cpp brings it")
+    entry = llama_wheel.wheelhouse_root() / llama_wheel.key(llama_wheel.portable_flags())
+    if not (entry / "build.json").is_file():
+        pytest.fail(f"no wheelhouse entry {entry}: install with `hearthnet llama install` (README)")
+    b = llama_wheel.build()  # reads the entry; builds nothing
+    with zipfile.ZipFile(b.wheel_path) as z:
+        libs = [n for n in z.namelist() if re.search(r"\.so(\.\d+)*$", n)]
+        z.extractall(tmp_path, members=libs)
+    own = {Path(n).name for n in libs}
+    base = {"libc.so.6", "libm.so.6", "libstdc++.so.6", "libgcc_s.so.1", "libpthread.so.0", "libdl.so.2", "librt.so.1", "ld-linux-x86-64.so.2",
+            "libssl.so.3", "libcrypto.so.3"}  # OpenSSL's: Debian's python3 needs them itself
+    needed = set()
+    for n in libs:
+        out = subprocess.run([readelf, "-d", str(tmp_path / n)], capture_output=True, text=True, check=True).stdout
+        needed |= set(re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out))
+    assert libs and needed - own - base == set(), sorted(needed - own - base)
 
 
 def test_llama_check_on_the_command_line(capsys, monkeypatch):
