@@ -55,6 +55,15 @@ def test_pinned_models_verify(host):
     assert not (report["missing"] or report["mismatched"] or report["extra"])
 
 
+def test_llama_cpp_loads_where_the_llm_extra_is_installed(host):
+    """The library loads on the box as installed from the bundle (no apt there: a wheel that needs a
+    system library the box lacks, libgomp once, fails here rather than at the first llm.chat)."""
+    if not host.file("/opt/hearthnet/venv/lib/python3.11/site-packages/llama_cpp").exists:
+        return  # a box without the llm extra
+    report = _hn(host, "llama check --json")
+    assert report["ok"] and "AVX2 = 1" in report["system_info"], report
+
+
 def test_member_of_the_community(host):
     st = _hn(host, "status --json")
     assert st["community"] and st["level"] in ("anchor", "member"), st["level"]
