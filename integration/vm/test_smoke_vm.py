@@ -2,8 +2,8 @@
 Debian, the node answers /ready, the box holds exactly what the controller rendered for
 it and the state record it should, a second run of every role changes nothing, a third
 takes the fast path (the record of the last whole run holds: every role skipped) and
-changes nothing, and --check --diff reports nothing to do; and the guest reaches nothing outside its lab. Each phase's wall
-time is printed.
+changes nothing, and --check --diff reports nothing to do; the guest reaches nothing outside its lab,
+and the portable llama.cpp wheel's library loads on it. Each phase's wall time is printed.
 
 The box is a lone anchor with the base package only (no LLM or embedding extras): a
 spark or hearth cannot become ready without an anchor to join, and the full three-VM
@@ -45,6 +45,27 @@ def _bundle(tmp: Path) -> tuple[Path, Path, float]:
     return site, tmp / "bundle", time.monotonic() - t0
 
 
+def _llama_loads_on_the_image(lab, vm) -> None:
+    """The portable llama.cpp wheel (what every bundle with the llm extra carries) loads its library
+    on a minimal Debian box, which gets nothing from apt: an OpenMP build needed libgomp.so.1 there
+    and the village's anchor could not serve llm.chat. The box here installs no llm extra, so the
+    wheel from the project's wheelhouse is unpacked on it and its library opened."""
+    import subprocess
+
+    from hearthnet.provision.actions import llama_wheel
+
+    entry = llama_wheel.wheelhouse_root() / llama_wheel.key(llama_wheel.portable_flags())
+    if not (entry / "build.json").is_file():
+        pytest.fail(f"no wheelhouse entry {entry}: install with `hearthnet llama install` (README)")
+    wheel = llama_wheel.build().wheel_path  # reads the entry; builds nothing
+    with wheel.open("rb") as f:
+        subprocess.run(lab.cmd([*lab.ssh_argv(vm), "cat > /tmp/llama.whl"]), stdin=f, check=True, timeout=300)
+    p = lab.ssh(vm, "cd /tmp && python3 -c 'import zipfile; zipfile.ZipFile(\"llama.whl\").extractall(\"llama\")' && "
+                    "python3 -c 'import ctypes; ctypes.CDLL(\"/tmp/llama/llama_cpp/lib/libllama.so\")' && rm -rf /tmp/llama /tmp/llama.whl",
+                check=False, timeout=300)
+    assert p.returncode == 0, f"{wheel.name} does not load on the VM image: {p.stderr.strip()[-400:]}"
+
+
 def test_one_box_converges_and_a_second_run_changes_nothing(lab_factory, tmp_path):
     times: dict[str, float] = {}
     site, bundle, times["bundle"] = _bundle(tmp_path)
@@ -56,6 +77,7 @@ def test_one_box_converges_and_a_second_run_changes_nothing(lab_factory, tmp_pat
     # gateway (nobody is there), no DNS.
     seen, accepted = reach_out(lab, vm)
     assert accepted == 0 and "connected" not in seen.values() and seen["dns"] != "resolved", seen
+    _llama_loads_on_the_image(lab, vm)
     inv = inventory(lab, tmp_path / "inventory.yml", site=site, bundle=bundle, work=tmp_path / "work",
                     groups={"anchors": ["solo"]}, host_vars={"solo": {"hearthnet_extras": []}})
     try:
