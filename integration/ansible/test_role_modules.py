@@ -25,11 +25,16 @@ from hearthnet import constants as C
 MODULE = Path(__file__).resolve().parents[2] / "ansible/roles/hearthnet_install/library/hearthnet_bundle.py"
 
 
-def run(tmp_path: Path, **args) -> tuple[int, dict]:
-    spec = tmp_path / "args.json"
+def run_module(module: Path, tmp_path: Path, args: dict) -> tuple[int, dict]:
+    """One module file run as Ansible runs it: its arguments as JSON in, its result as JSON out."""
+    spec = tmp_path / f"{module.stem}.args.json"
     spec.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-    p = subprocess.run([sys.executable, str(MODULE), str(spec)], capture_output=True, text=True, timeout=60)
+    p = subprocess.run([sys.executable, str(module), str(spec)], capture_output=True, text=True, timeout=60)
     return p.returncode, json.loads(p.stdout)
+
+
+def run(tmp_path: Path, **args) -> tuple[int, dict]:
+    return run_module(MODULE, tmp_path, args)
 
 
 def manifest(files: dict[str, bytes]) -> list[str]:
@@ -169,10 +174,7 @@ FILES = Path(__file__).resolve().parents[2] / "ansible/library/hearthnet_files.p
 
 
 def files_module(tmp_path: Path, **kw) -> tuple[int, dict]:
-    spec = tmp_path / "files.json"
-    spec.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": kw}))
-    p = subprocess.run([sys.executable, str(FILES), str(spec)], capture_output=True, text=True, timeout=60)
-    return p.returncode, json.loads(p.stdout)
+    return run_module(FILES, tmp_path, kw)
 
 
 def test_files_makes_directories_with_their_modes_once(tmp_path):
@@ -275,10 +277,7 @@ FACT_SCRIPT = "#!/usr/bin/python3\nimport json, os\nprint(json.dumps({'cpus': os
 
 def test_the_fact_is_installed_and_read_in_one_run(tmp_path):
     def fact(**kw):
-        spec = tmp_path / "fact.json"
-        spec.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": kw}))
-        p = subprocess.run([sys.executable, str(FACT), str(spec)], capture_output=True, text=True, timeout=60)
-        return p.returncode, json.loads(p.stdout)
+        return run_module(FACT, tmp_path, kw)
 
     path = tmp_path / "facts.d" / "hearthnet.fact"
     # --check on a fresh box: the facts are read all the same, from a file that is not installed.
