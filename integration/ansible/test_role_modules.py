@@ -120,6 +120,19 @@ def test_files_the_new_manifest_does_not_name_are_removed(tmp_path):
     assert rc == 0 and not res["changed"] and res["removed"] == []
 
 
+def test_the_sent_archive_and_those_killed_runs_left_are_removed_once_unpacked(tmp_path):
+    """The action plugin sends into the task's own remote temporary directory; a killed run's stays behind."""
+    root, base = tmp_path / "bundle", tmp_path / "remote-tmp"
+    part = {"a.txt": b"a"}
+    sent, stale, other = base / "ansible-tmp-2" / "hearthnet-bundle.tar", base / "ansible-tmp-1" / "hearthnet-bundle.tar", base / "ansible-tmp-1" / "x.tar"
+    for path in (sent, stale, other):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        archive(root, part).rename(path)
+    rc, res = run(tmp_path, root=str(root), manifest=manifest(part), archive=str(sent), files=["a.txt"])
+    assert rc == 0 and res["placed"] == ["a.txt"], res
+    assert not sent.exists() and not stale.exists() and other.exists()  # only the plugin's own name is touched
+
+
 def test_check_mode_reports_and_changes_nothing(tmp_path):
     root = tmp_path / "bundle"
     part = {"a.txt": b"a"}
@@ -230,7 +243,8 @@ ROLE = MODULE.parents[1]
 def play(tmp_path: Path, *extra: str, **args) -> dict:
     """The module through its action plugin, as a role task runs it (ad hoc, against this machine)."""
     env = {**{k: v for k, v in os.environ.items() if k != "ANSIBLE_CONFIG"}, "ANSIBLE_ACTION_PLUGINS": str(ROLE / "action_plugins"),
-           "ANSIBLE_LIBRARY": str(ROLE / "library"), "ANSIBLE_CALLBACK_RESULT_FORMAT": "json", "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local")}
+           "ANSIBLE_LIBRARY": str(ROLE / "library"), "ANSIBLE_CALLBACK_RESULT_FORMAT": "json", "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
+           "ANSIBLE_REMOTE_TMP": str(tmp_path / "ansible-remote")}
     p = subprocess.run([str(Path(sys.executable).with_name("ansible")), "localhost", "-c", "local", "-i", "localhost,",
                         "-e", f"ansible_python_interpreter={sys.executable}", "-m", "hearthnet_bundle", "-a", json.dumps(args), *extra],
                        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)  # no ansible.cfg but these
@@ -253,6 +267,8 @@ def test_the_action_sends_only_what_the_box_lacks_in_one_archive(tmp_path):
     assert res["changed"] and not res["failed"] and sorted(res["placed"]) == sorted(part) and res["verified"] == 3, res
     assert files_under(root) == ["SHA256SUMS", "corpora.json", "tools/uv", "wheels/a.whl"] and os.access(root / "tools/uv", os.X_OK)
     assert list((tmp_path / "ansible-local").rglob("*.tar")) == []  # the controller's archive is gone too
+    remote = tmp_path / "ansible-remote"  # the task sent its archive into a temporary directory here
+    assert remote.is_dir() and list(remote.rglob("hearthnet-bundle.tar")) == []  # and removed it
     (root / "corpora.json").unlink()  # as if a killed run had placed only some of the files
     res = play(tmp_path, **args)
     assert res["changed"] and res["placed"] == ["corpora.json"], res

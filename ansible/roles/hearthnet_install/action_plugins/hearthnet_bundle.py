@@ -54,7 +54,7 @@ class ActionModule(ActionBase):
                         tar.add(os.path.join(src, rel), arcname=rel, recursive=False)
                 if self._connection._shell.tmpdir is None:
                     self._make_tmp_path()
-                remote = self._connection._shell.join_path(self._connection._shell.tmpdir, "bundle.tar")
+                remote = self._connection._shell.join_path(self._connection._shell.tmpdir, "hearthnet-bundle.tar")
                 self._transfer_file(local, remote)
                 self._fixup_perms2((self._connection._shell.tmpdir, remote))
                 place["archive"] = remote

@@ -10,6 +10,7 @@ run sends only what is still missing. Nothing here touches the network.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -51,7 +52,11 @@ options:
   python: {description: The Python the venv is made from (installed)., type: path}
   venv: {description: The virtual environment (installed)., type: path}
   requirement: {description: "What to install, e.g. hearthnet[embed,llm]==0.1.0 (installed).", type: str}
-  archive: {description: A tar inside root holding the files (placed)., type: path}
+  archive:
+    description:
+      - A tar holding the files (placed). Named C(hearthnet-bundle.tar) (the action plugin's), it is
+        removed once unpacked, and so is any of that name a killed run left beside its directory.
+    type: path
   files: {description: Paths relative to root that the archive holds (placed)., type: list, elements: str, default: []}
 author: HearthNet
 """
@@ -67,6 +72,7 @@ venv_created: {description: This run made the venv., type: bool, returned: insta
 
 LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
 STAGING_PREFIX = ".incoming"  # staging dirs and the sent archive: anything so named is removed by the next placement
+SENT = "hearthnet-bundle.tar"  # the action plugin's archive, in the task's own remote temporary directory
 SUMS = "SHA256SUMS"
 
 
@@ -150,6 +156,7 @@ def place(module: AnsibleModule, root: str, listed: dict[str, str]) -> None:
                 with tar.extractfile(members[f]) as src, open(out, "wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
                 os.chmod(out, 0o755 if members[f].mode & 0o100 else 0o644)
+        remove_sent(archive)
     for f, dest in dests.items():
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         os.replace(os.path.join(staging, f), dest)
@@ -174,6 +181,20 @@ def place(module: AnsibleModule, root: str, listed: dict[str, str]) -> None:
     if bad:
         module.fail_json(msg=f"the bundle on the box does not match its SHA256SUMS: {'; '.join(bad[:10])}", placed=files, failed_files=bad)
     module.exit_json(changed=bool(files) or sums_changed or bool(removed), placed=files, removed=sorted(removed), verified=len(listed))
+
+
+def remove_sent(archive: str) -> None:
+    """The sent archive once unpacked, and those killed runs left. Ansible gives each task its own
+    temporary directory beside the others' and removes it when the task ends; a run killed while
+    the archive was on its way never does, and the archive (torch alone is hundreds of MiB) would
+    stay until /tmp is emptied at boot."""
+    if os.path.basename(archive) != SENT:
+        return
+    for path in glob.glob(os.path.join(os.path.dirname(os.path.dirname(archive)), "*", SENT)):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass  # another user's, or gone already
 
 
 def install(module: AnsibleModule, root: str) -> None:
