@@ -79,7 +79,9 @@ def test_one_box_converges_and_a_second_run_changes_nothing(lab_factory, tmp_pat
     assert accepted == 0 and "connected" not in seen.values() and seen["dns"] != "resolved", seen
     _llama_loads_on_the_image(lab, vm)
     inv = inventory(lab, tmp_path / "inventory.yml", site=site, bundle=bundle, work=tmp_path / "work",
-                    groups={"anchors": ["solo"]}, host_vars={"solo": {"hearthnet_extras": []}})
+                    groups={"anchors": ["solo"]},
+                    # Settings of its own: the render role writes them for the box's renderer (a write that once left invalid JSON).
+                    host_vars={"solo": {"hearthnet_extras": [], "hearthnet_settings": {"rag": {"ingest_timeout_seconds": 7200}}}})
     try:
         first = play(lab, inv)
         times["first run"] = first.seconds
@@ -94,6 +96,8 @@ def test_one_box_converges_and_a_second_run_changes_nothing(lab_factory, tmp_pat
         mine = tmp_path / "work" / "render" / "solo"
         for f in sorted(mine.iterdir()):
             assert sh(f"sha256sum /etc/hearthnet/rendered/{f.name}").split()[0] == _sha(f), f.name
+        assert sh("cat /etc/hearthnet/settings.json") == (tmp_path / "work" / "settings" / "solo.json").read_text()
+        assert "ingest_timeout_seconds = 7200" in sh("cat /etc/hearthnet/rendered/hearthnet.toml")
         assert sh("stat -c '%U' /var/lib/hearthnet /var/lib/hearthnet/state.json /etc/hearthnet/rendered/hearthnet.toml").split() == ["hearthnet"] * 3
         assert sh("find /var/lib/hearthnet -user root | wc -l").strip() == "0"  # nothing root-owned in the data dir
         _state_matches(json.loads(sh("cat /var/lib/hearthnet/state.json")), bundle, mine)
