@@ -141,6 +141,7 @@ INVITE_MAX_CHARS = 4096  # a QR code holds it comfortably
 
 # --- ui ---------------------------------------------------------------------
 UI_DEFAULT_PORT = 7860
+FIRST_RUN_WATCH_SECONDS = 2.0  # how often the first-run page looks for a community another process made or joined
 
 # --- market / chat --------------------------------------------------------
 MARKET_DEFAULT_TTL_SECONDS = 604800

@@ -138,6 +138,7 @@ async def first_run(home: Home, *, handle_signals: bool = True) -> bool:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
     server, task = await _serve(build_first_run(home, joined.set), sock, {})
+    watch = asyncio.ensure_future(_joined_elsewhere(home, joined))
     host, port = sock.getsockname()[:2]
     hlog.get_logger("node").warning("no community yet: serving the first-run page", extra={
         "ui_url": f"http://{'127.0.0.1' if is_wildcard(host) else host}:{port}/"})
@@ -150,11 +151,22 @@ async def first_run(home: Home, *, handle_signals: bool = True) -> bool:
             task.result()  # the server died: say why
         await asyncio.sleep(0.5)  # the answer that says "joined" reaches the browser before the port closes
     finally:
+        watch.cancel()
         await _shut(server, task)
         if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
     return joined.is_set()
+
+
+async def _joined_elsewhere(home: Home, joined: asyncio.Event) -> None:
+    """A community created or joined by another process while the page is up (`hearthnet join`,
+    or a provisioner's `bootstrap` in a terminal) counts as joining here: the node starts, as it
+    does after the page's own create or redeem, instead of serving the page until restarted."""
+    while not joined.is_set():
+        await asyncio.sleep(C.FIRST_RUN_WATCH_SECONDS)
+        if home.community_id is not None:
+            joined.set()
 
 
 def local_address() -> str:

@@ -89,3 +89,18 @@ def test_first_run_creates_or_joins_then_turns_into_the_ui(tmp_path, procs):
             assert node_b in members
         finally:
             browser.close()
+
+
+def test_a_community_made_by_another_process_turns_the_page_into_the_node(tmp_path, procs):
+    """`hearthnet init --create-community` (or `join`, or a provisioner's `bootstrap`) in a terminal
+    while the page is up: the node starts by itself, as after the page's own create."""
+    a, ua = tmp_path / "a", free_port()
+    pa = _run(a, ua, procs)
+    assert not (a / "run" / "node.json").exists()
+    cli(a, "init", "--create-community", "Elsewhere")
+    deadline = time.monotonic() + 60
+    while not (a / "run" / "node.json").exists():
+        assert pa.poll() is None and time.monotonic() < deadline, (tmp_path / "a.log").read_text()
+        time.sleep(0.2)
+    status = json.loads(cli(a, "status", "--json").stdout)
+    assert status["community"] == "Elsewhere" and pa.poll() is None
