@@ -27,7 +27,9 @@ from machine import Lab
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE = ROOT / "ansible"
 BIN = Path(sys.executable).parent
-PLACED = re.compile(r"bundle placed on (?P<host>\S+): (?P<files>[^\"]*)")
+# The install role's debug line. The yaml result format wraps it over lines inside single quotes
+# (json: double quotes); bundle file names hold neither, and wrapping breaks only at spaces.
+PLACED = re.compile(r"bundle placed on (?P<host>\S+): (?P<files>[^'\"]*)")
 RECAP = re.compile(r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)")
 
 
