@@ -13,6 +13,7 @@ scenario (test_village_vm.py) is too long for the README's test command.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -50,8 +51,6 @@ def _llama_loads_on_the_image(lab, vm) -> None:
     on a minimal Debian box, which gets nothing from apt: an OpenMP build needed libgomp.so.1 there
     and the village's anchor could not serve llm.chat. The box here installs no llm extra, so the
     wheel from the project's wheelhouse is unpacked on it and its library opened."""
-    import subprocess
-
     from hearthnet.provision.actions import llama_wheel
 
     entry = llama_wheel.wheelhouse_root() / llama_wheel.key(llama_wheel.portable_flags())
