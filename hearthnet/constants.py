@@ -78,6 +78,14 @@ LLM_WORKER_RESTART_BACKOFF_MAX_SECONDS = 60.0
 # A worker that ran this long without dying starts the backoff over at its first step.
 LLM_WORKER_STABLE_SECONDS = 60.0
 LLM_WORKER_FLUSH_SECONDS = 0.05
+# OpenAI tool calling (services/llm/tools.py): OpenAI's own limit on tools per request, and
+# schema sizes that keep a request well inside the transport's body limit.
+LLM_MAX_TOOLS = 128
+LLM_TOOL_SCHEMA_MAX_BYTES = 64 * 1024
+LLM_TOOLS_MAX_BYTES = 256 * 1024
+# How many characters of a call's arguments one streamed delta carries (the gateway re-emits
+# a call it got whole as OpenAI's fragments, as servers that stream calls do).
+LLM_TOOL_ARGUMENT_FRAGMENT_CHARS = 24
 
 # --- blobs ------------------------------------------------------------------
 CHUNK_SIZE_BYTES = 262144

@@ -114,7 +114,7 @@ class Mesh:
     async def withdraw(self, node: Node, *names: str) -> None:
         """The node stops offering these capabilities (as a box without that model), and everyone hears of it."""
         for name in names:
-            node.bus.registry.deregister_local(name, (1, 0))
+            node.bus.registry.deregister_local(name)
         await self.link()
 
     async def until(self, pred: Any, seconds: float = 10.0) -> None:

@@ -44,12 +44,14 @@ class Registry:
         self._emit("added", entry)
         return entry
 
-    def deregister_local(self, name: str, version: Version) -> bool:
+    def deregister_local(self, name: str, version: Version | None = None) -> bool:
+        """Withdraw one of this node's capabilities; with no version, every version of that name."""
         with self._lock:
-            entry = self._entries.pop((self.our_node_id, name, version), None)
-        if entry:
+            keys = [k for k in self._entries if k[0] == self.our_node_id and k[1] == name and version in (None, k[2])]
+            gone = [self._entries.pop(k) for k in keys]
+        for entry in gone:
             self._emit("removed", entry)
-        return entry is not None
+        return bool(gone)
 
     def update_peer(self, node_id: str, url: str, specs: list[dict[str, Any]]) -> tuple[int, int]:
         """Replace a peer's entries with those of its (verified) manifest. Returns (added, removed)."""

@@ -223,7 +223,7 @@ def test_a_chat_stream_lost_by_an_http_backend_restarts_on_the_next_node(mesh):
             a, b = await m.create(2)
             for node, srv in ((a, first), (b, second)):
                 for name in ("llm.chat", "llm.complete"):
-                    node.bus.registry.deregister_local(name, (1, 0))
+                    node.bus.registry.deregister_local(name)
                 svc = LlmService([OpenAICompatBackend("vllm", srv.url, BackendModel(ALIAS, "remote", 1024))])
                 node.bus.register_service(svc)
                 node.services.append(svc)

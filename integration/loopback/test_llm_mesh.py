@@ -16,7 +16,7 @@ def test_spark_without_a_model_is_answered_by_the_hearth(mesh):
         # Only the hearth keeps its LLM: the others withdraw theirs (as a spark has none).
         for n in (spark, other):
             for name in ("llm.chat", "llm.complete"):
-                n.bus.registry.deregister_local(name, (1, 0))
+                n.bus.registry.deregister_local(name)
         await m.link()
         assert not [e for e in spark.bus.registry.all_local() if e.name.startswith("llm.")]
         out = await spark.bus.call("llm.chat", (1, 0), Q, timeout=60)

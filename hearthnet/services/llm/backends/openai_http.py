@@ -8,11 +8,15 @@ Whether a backend needs the internet is read from its URL, not from its name:
 an Ollama on the LAN does not, a Nemotron in NVIDIA's cloud does (and is withdrawn
 in emergency mode). Cancelling a stream closes the HTTP connection, which stops
 generation on servers that watch for it (llama.cpp, vLLM, Ollama).
+
+Tools pass through as they are (llm.chat's tool fields and turns are OpenAI's shapes);
+a streamed call's deltas are assembled here and handed on whole in the `done` frame.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hearthnet.errors import HearthNetError
+from hearthnet.services.llm import tools
 from hearthnet.services.llm.backends.base import BackendModel, ChatResult, Generation, HttpBackendBase, done_frame
 from hearthnet.httpclient import CallError, ServiceClient
 
@@ -83,6 +88,8 @@ class OpenAICompatBackend(HttpBackendBase):
             body["stop"] = gen.stop
         if gen.seed is not None:
             body["seed"] = gen.seed
+        if gen.tools is not None:
+            body.update(gen.tools.openai_fields())
         return body
 
     # --- unary ---------------------------------------------------------------------
@@ -95,10 +102,11 @@ class OpenAICompatBackend(HttpBackendBase):
             usage = out.get("usage") or {}
         except (KeyError, IndexError, TypeError):
             raise CallError("partition", f"{self.url}{path} answered without choices") from None
-        return ChatResult(text, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)), _reason(choice.get("finish_reason")),
-                          int((time.perf_counter() - t0) * 1000))
+        calls = [_call(c) for c in (choice.get("message") or {}).get("tool_calls") or []]
+        return ChatResult(text, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)),
+                          "tool_calls" if calls else _reason(choice.get("finish_reason")), int((time.perf_counter() - t0) * 1000), calls)
 
-    async def chat(self, model: str, messages: list[dict[str, str]], gen: Generation) -> ChatResult:
+    async def chat(self, model: str, messages: list[dict[str, Any]], gen: Generation) -> ChatResult:
         self._check_model(model)
         return await self._unary("/chat/completions", self._body(gen, messages=messages), lambda c: (c.get("message") or {}).get("content"))
 
@@ -113,6 +121,7 @@ class OpenAICompatBackend(HttpBackendBase):
         tokens_in = tokens_out = 0
         counted = 0
         reason: str | None = None
+        calls: dict[int, dict[str, Any]] = {}  # streamed tool calls by index, assembled
         src = self._http.stream_sse(path, body)
         try:
             async for chunk in src:
@@ -120,19 +129,23 @@ class OpenAICompatBackend(HttpBackendBase):
                 tokens_in = int(usage.get("prompt_tokens", tokens_in) or tokens_in)
                 tokens_out = int(usage.get("completion_tokens", tokens_out) or tokens_out)
                 for choice in chunk.get("choices") or []:
-                    text = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
+                    delta = choice.get("delta") or {}
+                    text = delta.get("content") if chat else choice.get("text")
                     if text:
                         counted += 1
                         yield {"event": "token", "data": {"text": text}}
+                    for d in delta.get("tool_calls") or [] if chat else []:
+                        _assemble(calls, d)
                     if choice.get("finish_reason"):
                         reason = choice["finish_reason"]
         finally:
             await src.aclose()
         if reason is None:  # the server went away before saying it had finished
             raise CallError("partition", f"{self.url}{path} ended the stream before the answer was finished")
-        yield done_frame(self.model.name, self.name, tokens_in, tokens_out or counted, _reason(reason), int((time.perf_counter() - t0) * 1000))
+        yield done_frame(self.model.name, self.name, tokens_in, tokens_out or counted, _reason(reason), int((time.perf_counter() - t0) * 1000),
+                         [_call(calls[i]) for i in sorted(calls)])
 
-    def stream_chat(self, model: str, messages: list[dict[str, str]], gen: Generation, prefix: str = "") -> AsyncIterator[dict[str, Any]]:
+    def stream_chat(self, model: str, messages: list[dict[str, Any]], gen: Generation, prefix: str = "") -> AsyncIterator[dict[str, Any]]:
         self._check_model(model)
         if prefix:
             raise HearthNetError("bad_request", f"{self.name} cannot continue a partial answer (its API has no assistant prefix)")
@@ -142,6 +155,25 @@ class OpenAICompatBackend(HttpBackendBase):
         self._check_model(model)
         return self._stream("/completions", self._body(gen, prompt=prompt), chat=False)
 
+
+
+def _assemble(calls: dict[int, dict[str, Any]], d: dict[str, Any]) -> None:
+    """One streamed tool-call delta into the call at its index (id and name come first, arguments in pieces)."""
+    c = calls.setdefault(int(d.get("index", len(calls))), {"id": "", "function": {"name": "", "arguments": ""}})
+    c["id"] = d.get("id") or c["id"]
+    fn = d.get("function") or {}
+    c["function"]["name"] = fn.get("name") or c["function"]["name"]
+    c["function"]["arguments"] += fn.get("arguments") or ""
+
+
+def _call(c: dict[str, Any]) -> dict[str, Any]:
+    """A server's tool call in llm.chat's shape (some servers send arguments as an object, or none)."""
+    fn = c.get("function") or {}
+    args = fn.get("arguments")
+    if not isinstance(args, str):
+        args = json.dumps(args if args is not None else {}, separators=(",", ":"))
+    call = tools.new_call(str(fn.get("name") or ""), args or "{}")
+    return {**call, "id": c.get("id") or call["id"]}
 
 
 def _reason(finish: str | None) -> str:
