@@ -133,3 +133,73 @@ def test_backend_health_and_exact_token_count(llm):
         assert b.count_tokens("The sky is blue") == out["tokens_in"] == 4  # SmolLM2 adds no BOS token
     finally:
         run(b.close())
+
+
+# --- tool calling (llm.chat@1.1) on the real model ----------------------------------------------
+ORDER = {"type": "function", "function": {"name": "order_seeds", "description": "Order seed packets for the village garden", "parameters": {
+    "type": "object", "additionalProperties": False, "required": ["crop", "packets", "deliver"],
+    "properties": {"crop": {"enum": ["potato", "bean", "kale"]}, "packets": {"type": "integer", "minimum": 1, "maximum": 9},
+                   "deliver": {"$ref": "#/$defs/place"}, "note": {"type": "string", "maxLength": 40}},
+    "$defs": {"place": {"type": "object", "required": ["house"], "additionalProperties": False,
+                        "properties": {"house": {"type": "integer", "minimum": 1, "maximum": 99}}}}}}}
+WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Current weather in a town", "parameters": {
+    "type": "object", "properties": {"town": {"type": "string", "maxLength": 40}}, "required": ["town"]}}}
+ASK = [{"role": "user", "content": "Order three packets of kale seeds for house 12."}]
+
+
+def test_llm_chat_is_1_1_and_says_how_well_the_model_calls_tools(llm):
+    e = llm.registry.local("llm.chat", (1, 0))  # a 1.0 caller is served by 1.1
+    assert e.version == (1, 1) and e.params["tools"] == "forced"
+    assert llm.registry.local("llm.complete", (1, 0)).version == (1, 0)
+
+
+@pytest.mark.parametrize("choice", [{"type": "function", "function": {"name": "order_seeds"}}, "required"])
+def test_a_forced_call_matches_the_tools_schema_even_from_a_135m_model(llm, choice):
+    import json
+
+    from jsonschema import Draft202012Validator
+
+    body = {"messages": ASK, "tools": [WEATHER, ORDER] if choice == "required" else [ORDER], "tool_choice": choice, "temperature": 0, "max_tokens": 96}
+    out = run(llm.call("llm.chat", (1, 1), body, timeout=60))
+    assert out["stop_reason"] == "tool_calls" and out["text"] == ""
+    (call,) = out["tool_calls"]
+    assert call["type"] == "function" and call["id"].startswith("call_")
+    tool = {"order_seeds": ORDER, "get_weather": WEATHER}[call["function"]["name"]]
+    args = json.loads(call["function"]["arguments"])
+    Draft202012Validator(tool["function"]["parameters"]).validate(args)
+    # Streamed: the call comes whole in the done frame, the same at temperature 0.
+    frames = run(_stream(llm, body))
+    assert [f["event"] for f in frames] == ["done"]
+    assert frames[0]["data"]["stop_reason"] == "tool_calls"
+    assert [c["function"] for c in frames[0]["data"]["tool_calls"]] == [call["function"]]
+
+
+def test_the_tool_result_fed_back_gets_a_text_answer(llm):
+    first = run(llm.call("llm.chat", (1, 1), {"messages": ASK, "tools": [ORDER], "tool_choice": "required", "temperature": 0, "max_tokens": 96},
+                         timeout=60))
+    call = first["tool_calls"][0]
+    turns = [*ASK, {"role": "assistant", "content": "", "tool_calls": [call]},
+             {"role": "tool", "tool_call_id": call["id"], "content": "Ordered: 3 packets of kale, for house 12, arriving Friday."}]
+    out = run(llm.call("llm.chat", (1, 1), {"messages": turns, "tools": [ORDER], "tool_choice": "none", "temperature": 0, "max_tokens": 40},
+                       timeout=60))
+    assert out["text"].strip() and "tool_calls" not in out and out["stop_reason"] in ("stop", "length")
+    with pytest.raises(HearthNetError) as e:
+        run(llm.call("llm.chat", (1, 1), {"messages": [*turns, {"role": "tool", "tool_call_id": "call_nobody", "content": "?"}]}, timeout=60))
+    assert e.value.code == "bad_request" and "call_nobody" in e.value.message
+
+
+def test_auto_with_a_model_that_answers_in_prose_streams_the_prose(llm):
+    body = {"messages": [{"role": "user", "content": "Say hello to the village."}], "tools": [WEATHER], "tool_choice": "auto", "temperature": 0,
+            "max_tokens": 16}
+    out = run(llm.call("llm.chat", (1, 1), body, timeout=60))
+    frames = run(_stream(llm, body))
+    assert "tool_calls" not in out and out["text"]
+    assert "".join(f["data"]["text"] for f in frames if f["event"] == "token") == out["text"]
+    assert len([f for f in frames if f["event"] == "token"]) >= 2  # passed on as it came, not held to the end
+
+
+def test_a_forced_call_cut_short_by_max_tokens_is_an_error(llm):
+    body = {"messages": ASK, "tools": [ORDER], "tool_choice": "required", "temperature": 0, "max_tokens": 4}
+    with pytest.raises(HearthNetError) as e:
+        run(llm.call("llm.chat", (1, 1), body, timeout=60))
+    assert e.value.code == "bad_request" and "max_tokens" in e.value.message
