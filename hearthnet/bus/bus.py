@@ -295,7 +295,8 @@ class CapabilityBus:
                         usage = frame.get("data")
                     yield frame
             except HearthNetError as exc:
-                self._health(entry, exc.code == "not_found" if frames == 0 else exc.code not in RETRYABLE, t0)
+                # The caller's own mistake (bad_request, schema_invalid ...) is no sickness of the node, as in call().
+                self._health(entry, exc.code == "not_found" or exc.code not in RETRYABLE, t0)
                 self._record(entry, trace_id, t0, exc.code, attempt, frames)
                 if frames == 0 and lost is None and exc.code in RETRYABLE:
                     last = exc

@@ -156,3 +156,26 @@ def test_trust_levels(bus):
     with pytest.raises(HearthNetError):
         bus.check_trust("test.mine", (1, 0), "someone-else", "anchor")
     bus.check_trust("test.admin", (1, 0), ME, "member")  # its own operator may use everything on the node
+
+
+def test_a_callers_own_mistakes_on_a_stream_never_quarantine_the_node(bus):
+    """A stream refused for its request (as a tool call naming a function not in `tools`) is the
+    caller's fault, as it is for a unary call: ten in a row leave the node routable."""
+
+    async def refuse(body, ctx):
+        raise HearthNetError("bad_request", "not a tool of this request")
+        yield {}
+
+    bus.register(CapabilityDescriptor("test.picky", (1, 0), {"type": "object"}, stream_schema={"type": "object"}), refuse)
+
+    async def go():
+        codes = []
+        for _ in range(10):
+            with pytest.raises(HearthNetError) as e:
+                async for _f in bus.stream("test.picky", (1, 0), {}):
+                    pass
+            codes.append(e.value.code)
+        return codes
+
+    assert run(go()) == ["bad_request"] * 10
+    assert not bus.health.is_quarantined(ME, "test.picky")
