@@ -60,6 +60,35 @@ def test_unary_and_streamed_chat_agree(server):
     assert frames[-1]["event"] == "done" and frames[-1]["data"]["stop_reason"] == unary.stop_reason and frames[-1]["data"]["backend"] == "vllm"
 
 
+def test_tools_pass_through_to_the_server_and_its_calls_come_back_whole(server):
+    """llama_cpp.server answers a named tool_choice with a call (its own grammar), unary and as
+    streamed deltas; the backend hands the call on in llm.chat's shape, assembled."""
+    from hearthnet.services.llm import tools
+
+    params = {"type": "object", "properties": {"town": {"type": "string", "maxLength": 20}}, "required": ["town"]}
+    req = tools.from_body({"tools": [{"type": "function", "function": {"name": "get_weather", "parameters": params}}],
+                           "tool_choice": {"type": "function", "function": {"name": "get_weather"}}})
+    gen = Generation(max_tokens=48, temperature=0, seed=42, tools=req)
+    ask = [{"role": "user", "content": "What is the weather in Oslo?"}]
+
+    async def go():
+        b = backend(server.url)
+        try:
+            unary = await b.chat(ALIAS, ask, gen)
+            frames = [f async for f in b.stream_chat(ALIAS, ask, gen)]
+        finally:
+            await b.close()
+        return unary, frames
+
+    unary, frames = run(go())
+    (call,) = unary.tool_calls
+    assert unary.stop_reason == "tool_calls" and call["function"]["name"] == "get_weather" and call["id"]
+    assert tools.valid_call(req, "get_weather", call["function"]["arguments"]) is None
+    done = frames[-1]["data"]
+    assert done["stop_reason"] == "tool_calls" and [c["function"]["name"] for c in done["tool_calls"]] == ["get_weather"]
+    assert tools.valid_call(req, "get_weather", done["tool_calls"][0]["function"]["arguments"]) is None
+
+
 def test_max_tokens_and_stop_sequences(server):
     async def go():
         b = backend(server.url, "ollama")
@@ -207,6 +236,72 @@ def test_anthropic_messages_stream_is_parsed_and_keys_sent():
         assert e.value.code == "config_invalid"
     finally:
         os.environ.pop("HN_TEST_ANTHROPIC_KEY", None)
+        server.should_exit = True
+        t.join(10)
+
+
+def test_anthropic_tool_use_maps_to_the_one_contract():
+    """Tools, the choice, earlier calls and results go out as Anthropic's tool use; a streamed
+    tool_use block (input_json_delta pieces) comes back as one OpenAI-shaped call."""
+    from hearthnet.services.llm import tools
+
+    app = FastAPI()
+    seen: dict = {}
+
+    @app.post("/v1/messages")
+    async def messages(request: Request):
+        seen["body"] = await request.json()
+
+        def ev(kind, data):
+            return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n"
+
+        def gen():
+            yield ev("message_start", {"message": {"usage": {"input_tokens": 30, "output_tokens": 1}}})
+            yield ev("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+            yield ev("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": "Checking."}})
+            yield ev("content_block_stop", {"index": 0})
+            yield ev("content_block_start", {"index": 1, "content_block": {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {}}})
+            for piece in ('{"town"', ': "Os', 'lo"}'):
+                yield ev("content_block_delta", {"index": 1, "delta": {"type": "input_json_delta", "partial_json": piece}})
+            yield ev("content_block_stop", {"index": 1})
+            yield ev("message_delta", {"delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}})
+            yield ev("message_stop", {})
+
+        return StreamingResponse(gen(), media_type="text/event-stream")
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    t = threading.Thread(target=server.run, daemon=True)
+    t.start()
+    try:
+        while not server.started:
+            threading.Event().wait(0.02)
+        params = {"type": "object", "properties": {"town": {"type": "string"}}, "required": ["town"]}
+        req = tools.from_body({"tools": [{"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": params}}],
+                               "tool_choice": "required", "parallel_tool_calls": False})
+        earlier = {"id": "toolu_00", "type": "function", "function": {"name": "get_weather", "arguments": '{"town": "Bergen"}'}}
+        turns = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Weather in Bergen, then Oslo?"},
+                 {"role": "assistant", "content": "", "tool_calls": [earlier]}, {"role": "tool", "tool_call_id": "toolu_00", "content": "rain"}]
+
+        async def go():
+            b = build_backend(LlmBackendConfig(name="anthropic_api", model="claude-x", url=f"http://127.0.0.1:{port}/v1"))
+            try:
+                return await b.chat("claude-x", turns, Generation(max_tokens=50, temperature=0, tools=req))
+            finally:
+                await b.close()
+
+        r = run(go())
+        assert r.text == "Checking." and r.stop_reason == "tool_calls"
+        assert r.tool_calls == [{"id": "toolu_01", "type": "function", "function": {"name": "get_weather", "arguments": '{"town": "Oslo"}'}}]
+        body = seen["body"]
+        assert body["tools"] == [{"name": "get_weather", "description": "Weather", "input_schema": params}]
+        assert body["tool_choice"] == {"type": "any", "disable_parallel_tool_use": True}
+        assert body["system"] == "Be brief." and body["messages"] == [
+            {"role": "user", "content": "Weather in Bergen, then Oslo?"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_00", "name": "get_weather", "input": {"town": "Bergen"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_00", "content": "rain"}]},
+        ]
+    finally:
         server.should_exit = True
         t.join(10)
 
