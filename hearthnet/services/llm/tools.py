@@ -228,15 +228,21 @@ def prompt_messages(messages: list[dict[str, Any]], req: ToolRequest | None) -> 
 
 
 def _guide(req: ToolRequest) -> str:
+    if req.forced:
+        # The grammar carries the schema, so the model is shown just what to call and what each
+        # argument means: every prompt token is paid for again on a box with two cores.
+        lines = "\n".join(f"- {t.name}" + (f": {t.description}" if t.description else "") + f" (arguments: {_arguments(t)})" for t in req.offered)
+        what = f"the function {req.function}" if req.choice == "function" else "one of these functions"
+        return f"Call {what} now, with arguments taken from the conversation:\n{lines}"
     listed = "\n".join(json.dumps(t.describe(), ensure_ascii=False) for t in req.offered)
-    if req.choice == "function":
-        ask = f"Call the function {req.function} now: answer with its call as one JSON object {{\"name\": ..., \"arguments\": {{...}}}}."
-    elif req.choice == "required":
-        ask = "Call one of these functions now: answer with the call as one JSON object {\"name\": ..., \"arguments\": {...}}."
-    else:
-        ask = (f"To call a function, answer with {OPEN_TAG}{{\"name\": ..., \"arguments\": {{...}}}}{CLOSE_TAG} and nothing else"
-               + (" (one block per call)." if req.parallel else ".") + " Otherwise answer the user in plain text.")
+    ask = (f"To call a function, answer with {OPEN_TAG}{{\"name\": ..., \"arguments\": {{...}}}}{CLOSE_TAG} and nothing else"
+           + (" (one block per call)." if req.parallel else ".") + " Otherwise answer the user in plain text.")
     return "You can call these functions (their parameters are JSON Schema):\n" + listed + "\n" + ask
+
+
+def _arguments(t: Tool) -> str:
+    props = t.parameters.get("properties") or {}
+    return ", ".join(k + (f" ({v['description']})" if isinstance(v, dict) and isinstance(v.get("description"), str) else "") for k, v in props.items()) or "none"
 
 
 # --- the grammar's schema ---------------------------------------------------------------
@@ -253,6 +259,22 @@ def call_schema(req: ToolRequest) -> dict[str, Any]:
     if defs:
         schema = {**schema, "$defs": defs}
     return schema
+
+
+def forced_start(req: ToolRequest) -> tuple[str, dict[str, Any]]:
+    """What a forced call's decoding starts from: the text already known (for a named function
+    `{"name": "<it>", "arguments": `, evaluated with the prompt instead of generated token by
+    token) and the schema of the rest. `forced_text` puts the call back together."""
+    if req.choice != "function":
+        return "", call_schema(req)
+    (tool,) = req.offered
+    defs: dict[str, Any] = {}
+    args = _hoist(tool.parameters, "t0_", defs)
+    return '{"name": ' + json.dumps(tool.name) + ', "arguments": ', ({**args, "$defs": defs} if defs else args)
+
+
+def forced_text(start: str, generated: str) -> str:
+    return start + generated + ("}" if start else "")
 
 
 def _hoist(schema: dict[str, Any], prefix: str, defs: dict[str, Any]) -> dict[str, Any]:
@@ -424,5 +446,6 @@ def _partial_tag(s: str) -> int:
     return 0
 
 
-__all__ = ["REQUEST_FIELDS", "TOOL_CALL", "Tool", "ToolRequest", "ToolStream", "call_schema", "check_messages", "forced", "from_body",
+__all__ = ["REQUEST_FIELDS", "TOOL_CALL", "Tool", "ToolRequest", "ToolStream", "call_schema", "check_messages", "forced", "forced_start",
+           "forced_text", "from_body",
            "new_call", "parse", "prompt_messages", "settle", "valid_call"]

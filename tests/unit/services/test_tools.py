@@ -179,3 +179,12 @@ def test_openai_and_wire_forms():
     assert r.openai_fields()["tool_choice"] == {"type": "function", "function": {"name": "get_time"}}
     assert r.openai_fields()["parallel_tool_calls"] is False
     assert tools.ToolRequest.from_wire(json.loads(json.dumps(r.wire()))) == r
+
+
+def test_a_named_call_starts_from_what_is_known_and_is_put_back_together():
+    r = req({"type": "function", "function": {"name": "get_weather"}})
+    start, schema = tools.forced_start(r)
+    assert start == '{"name": "get_weather", "arguments": ' and schema == WEATHER["function"]["parameters"]
+    (call,) = tools.forced(tools.forced_text(start, '{"town": "Oslo"}'), r, "stop")
+    assert call["function"] == {"name": "get_weather", "arguments": '{"town":"Oslo"}'}
+    assert tools.forced_start(req("required")) == ("", tools.call_schema(req("required")))

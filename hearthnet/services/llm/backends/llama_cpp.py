@@ -140,14 +140,16 @@ class LlamaCppBackend:
         req = gen.tools
         if req is not None or any(m["role"] == "tool" or m.get("tool_calls") for m in messages):
             messages = tools.prompt_messages(messages, req)  # a chat template knows text turns only
-        # A forced call is decoded under a grammar; a continued answer is text already.
-        schema = tools.call_schema(req) if req is not None and req.forced and req.offered and not prefix else None
-        inner = self._stream({"op": "chat", "messages": messages, "gen": asdict(replace(gen, tools=None)), "prefix": prefix, "grammar_schema": schema})
+        # A forced call is decoded under a grammar, from the part of it already known; a continued
+        # answer is text already.
+        start, schema = tools.forced_start(req) if req is not None and req.forced and req.offered and not prefix else ("", None)
+        inner = self._stream({"op": "chat", "messages": messages, "gen": asdict(replace(gen, tools=None)), "prefix": prefix or start,
+                              "grammar_schema": schema})
         if req is None or not req.offered or prefix:
             return inner
-        return self._calls(inner, req)
+        return self._calls(inner, req, start)
 
-    async def _calls(self, inner: AsyncIterator[dict[str, Any]], req: tools.ToolRequest) -> AsyncIterator[dict[str, Any]]:
+    async def _calls(self, inner: AsyncIterator[dict[str, Any]], req: tools.ToolRequest, start: str) -> AsyncIterator[dict[str, Any]]:
         """The frames of an answer that may call tools: a forced call is held whole and checked;
         with auto, text passes on until it may be a call (tools.ToolStream)."""
         watch = tools.ToolStream(req)
@@ -168,7 +170,7 @@ class LlamaCppBackend:
                     continue
                 d = frame["data"]
                 if req.forced:
-                    calls = tools.forced("".join(held), req, d["stop_reason"])
+                    calls = tools.forced(tools.forced_text(start, "".join(held)), req, d["stop_reason"])
                 else:
                     rest, calls = watch.finish()
                     if rest:

@@ -103,11 +103,17 @@ class Worker:
         kw: dict[str, Any] = {"max_tokens": gen["max_tokens"], "temperature": gen["temperature"], "stop": gen.get("stop") or None}
         if gen.get("seed") is not None:
             kw["seed"] = gen["seed"]
-        if msg["op"] == "chat" and not msg.get("prefix"):
+        schema = msg.get("grammar_schema")
+        if schema is not None:
+            # A forced tool call: the template's prompt (and any prefix), decoded under the grammar.
+            prompt = self._chat_prompt(msg["messages"]) + msg.get("prefix", "")
+            tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+            tokens_in = len(tokens)
+            self._fit(tokens_in, kw["max_tokens"])
+            it = self._constrained(rid, tokens, schema, gen)
+        elif msg["op"] == "chat" and not msg.get("prefix"):
             tokens_in = sum(self._count(m["content"]) + 4 for m in msg["messages"]) + 2  # the template adds a few tokens per message
             self._fit(tokens_in, kw["max_tokens"])
-            if msg.get("grammar_schema") is not None:
-                kw["grammar"] = self._grammar(msg["grammar_schema"])
             it = llm.create_chat_completion(messages=msg["messages"], stream=True, **kw)
         else:
             # A completion, or an assistant turn continued from a prefix: the chat template's
@@ -138,6 +144,15 @@ class Worker:
             self.say({"id": rid, "ev": "token", "text": "".join(pending), "tokens": len(pending)})
         self.say({"id": rid, "ev": "done", "tokens_in": tokens_in, "tokens_out": out, "stop_reason": reason,
                   "ms": int((time.perf_counter() - t0) * 1000)})
+
+    def _constrained(self, rid: int, tokens: list[int], schema: dict[str, Any], gen: dict[str, Any]) -> Any:
+        """Chunks in create_completion's stream shape, from the lazily checked grammar decoder."""
+        from hearthnet.services.llm.backends import llama_constrained
+
+        for text, reason in llama_constrained.generate(self.llm, tokens, self._grammar(schema), max_tokens=gen["max_tokens"],
+                                                       temperature=gen["temperature"], seed=gen.get("seed"),
+                                                       stop=lambda: rid in self.cancelled or self.eof.is_set()):
+            yield {"choices": [{"text": text, "finish_reason": reason}]}
 
     def _grammar(self, schema: dict[str, Any]) -> Any:
         from llama_cpp import llama_grammar
