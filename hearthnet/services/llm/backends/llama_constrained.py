@@ -75,7 +75,7 @@ def _prefill(llm: Any, tokens: list[int]) -> None:
     """Evaluate the prompt, reusing what the context holds of it already (as Llama.generate does)."""
     have = llm.input_ids[: llm.n_tokens].tolist()
     n = 0
-    for a, b in zip(have, tokens):
+    for a, b in zip(have, tokens, strict=False):
         if a != b:
             break
         n += 1
