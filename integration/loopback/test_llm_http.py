@@ -4,9 +4,10 @@ serving the same pinned SmolLM2 file on loopback."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import os
 import threading
+from collections.abc import Iterator
 
 import pytest
 import uvicorn
@@ -179,7 +180,23 @@ def test_cloud_and_lan_urls_declare_what_they_need():
             run(b.close())
 
 
-def test_anthropic_messages_stream_is_parsed_and_keys_sent():
+@contextlib.contextmanager
+def _serving(app: FastAPI) -> Iterator[int]:
+    """A stand-in server on a loopback port for the length of the block."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    t = threading.Thread(target=server.run, daemon=True)
+    t.start()
+    try:
+        while not server.started:
+            threading.Event().wait(0.02)
+        yield port
+    finally:
+        server.should_exit = True
+        t.join(10)
+
+
+def test_anthropic_messages_stream_is_parsed_and_keys_sent(monkeypatch):
     """Anthropic's API cannot run here: a loopback server speaking its Messages stream format
     (event order and fields as documented) stands in, and checks the headers we send."""
     app = FastAPI()
@@ -206,17 +223,11 @@ def test_anthropic_messages_stream_is_parsed_and_keys_sent():
 
         return StreamingResponse(gen(), media_type="text/event-stream")
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    try:
-        while not server.started:
-            threading.Event().wait(0.02)
+    with _serving(app) as port:
         url = f"http://127.0.0.1:{port}/v1"
 
         async def call(key: str, messages, gen):
-            os.environ["HN_TEST_ANTHROPIC_KEY"] = key
+            monkeypatch.setenv("HN_TEST_ANTHROPIC_KEY", key)
             b = build_backend(LlmBackendConfig(name="anthropic_api", model="claude-x", url=url, api_key_env="HN_TEST_ANTHROPIC_KEY"))
             try:
                 return await b.chat("claude-x", messages, gen)
@@ -230,14 +241,10 @@ def test_anthropic_messages_stream_is_parsed_and_keys_sent():
         with pytest.raises(HearthNetError) as e:
             run(call("wrong", MSGS, GREEDY))
         assert e.value.code == "unhealthy"
-        del os.environ["HN_TEST_ANTHROPIC_KEY"]
+        monkeypatch.delenv("HN_TEST_ANTHROPIC_KEY")
         with pytest.raises(HearthNetError) as e:
             build_backend(LlmBackendConfig(name="anthropic_api", model="claude-x", api_key_env="HN_TEST_ANTHROPIC_KEY"))
         assert e.value.code == "config_invalid"
-    finally:
-        os.environ.pop("HN_TEST_ANTHROPIC_KEY", None)
-        server.should_exit = True
-        t.join(10)
 
 
 def test_anthropic_tool_use_maps_to_the_one_contract():
@@ -269,13 +276,7 @@ def test_anthropic_tool_use_maps_to_the_one_contract():
 
         return StreamingResponse(gen(), media_type="text/event-stream")
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    try:
-        while not server.started:
-            threading.Event().wait(0.02)
+    with _serving(app) as port:
         params = {"type": "object", "properties": {"town": {"type": "string"}}, "required": ["town"]}
         req = tools.from_body({"tools": [{"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": params}}],
                                "tool_choice": "required", "parallel_tool_calls": False})
@@ -301,9 +302,6 @@ def test_anthropic_tool_use_maps_to_the_one_contract():
             {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_00", "name": "get_weather", "input": {"town": "Bergen"}}]},
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_00", "content": "rain"}]},
         ]
-    finally:
-        server.should_exit = True
-        t.join(10)
 
 
 def test_a_chat_stream_lost_by_an_http_backend_restarts_on_the_next_node(mesh):
